@@ -1,0 +1,269 @@
+"""Settings from the environment (and an optional reelqueue.toml), and the channels file.
+
+Every user mistake here becomes a `UserError` naming the variable (or file, line and
+field) and the fix, so the CLI can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from reelqueue.errors import UserError
+
+__all__ = [
+    "DEFAULT_CHANNELS",
+    "Channel",
+    "Channels",
+    "ConfigError",
+    "GateName",
+    "Settings",
+    "load_channels",
+    "load_settings",
+]
+
+GateName = Literal["assets", "video", "audio", "final"]
+
+CONFIG_FILE_ENV = "REELQUEUE_CONFIG"
+DEFAULT_CONFIG_FILE = "reelqueue.toml"
+
+
+class ConfigError(UserError):
+    """A missing or invalid setting, or a bad channels file."""
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept the documented variable name and the field name (as used in reelqueue.toml)."""
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Everything reelqueue reads from its environment; names are the documented variables."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
+    data_dir: Path = Field(default=Path(".reelqueue"), validation_alias=_env("REELQUEUE_DATA_DIR"))
+    notion_token: SecretStr | None = Field(default=None, validation_alias=_env("NOTION_TOKEN"))
+    notion_database_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("NOTION_DATABASE_IDS")
+    )
+    notion_api_url: str = Field(
+        default="https://api.notion.com", validation_alias=_env("NOTION_API_URL")
+    )
+    notion_rate_limit: float = Field(
+        default=3.0, gt=0, le=100, validation_alias=_env("NOTION_RATE_LIMIT")
+    )
+    notion_rate_burst: int = Field(
+        default=3, ge=1, le=100, validation_alias=_env("NOTION_RATE_BURST")
+    )
+    notion_webhook_token: SecretStr | None = Field(
+        default=None, validation_alias=_env("NOTION_WEBHOOK_TOKEN")
+    )
+    poll_interval_s: float = Field(
+        default=15.0, gt=0, le=3600, validation_alias=_env("REELQUEUE_POLL_INTERVAL")
+    )
+    reconcile_interval_s: float = Field(
+        default=600.0, gt=0, validation_alias=_env("REELQUEUE_RECONCILE_INTERVAL")
+    )
+    status_labels: dict[str, str] = Field(
+        default_factory=dict, validation_alias=_env("REELQUEUE_STATUS_LABELS")
+    )
+    channels_file: Path | None = Field(default=None, validation_alias=_env("REELQUEUE_CHANNELS"))
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", validation_alias=_env("REELQUEUE_LOG_LEVEL")
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", validation_alias=_env("REELQUEUE_LOG_FORMAT")
+    )
+
+    @field_validator("notion_database_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("notion_api_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    def secrets(self) -> list[str]:
+        """The secret values set, so logging can redact them wherever they appear."""
+        values = [self.notion_token, self.notion_webhook_token]
+        return [v.get_secret_value() for v in values if v is not None and v.get_secret_value()]
+
+
+_FIX_HINTS: dict[str, str] = {
+    "notion_rate_limit": "set it to Notion requests per second, e.g. 3",
+    "notion_rate_burst": "set it to a small whole number, e.g. 3",
+    "notion_api_url": "set it to https://api.notion.com, or the sandbox's URL",
+    "poll_interval_s": "set it to seconds between polls, e.g. 15",
+    "reconcile_interval_s": "set it to seconds between full reconciles, e.g. 600",
+    "status_labels": 'set it to a JSON object, e.g. {"queued": "Ready"}',
+    "log_level": "use one of debug, info, warning, error",
+    "log_format": "use one of auto, json, console",
+}
+
+
+def _variable_name(field: str) -> str:
+    """The environment variable a user sets for a settings field."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        first = alias.choices[0]
+        return first if isinstance(first, str) else field
+    return field.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning a validation failure into one actionable line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else ""
+        name = _variable_name(field) if field in Settings.model_fields else field
+        got = first.get("input")
+        shown = "" if field in {"notion_token", "notion_webhook_token"} else f" (got {got!r})"
+        hint = _FIX_HINTS.get(field, "fix its value")
+        raise ConfigError(f"{name}: {first['msg'].lower()}{shown}; {hint}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE)}: {exc}"
+        ) from None
+
+
+class Channel(BaseModel):
+    """One channel of the calendar; `id` equals the Notion "Channel" select option."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    active: bool = True
+    max_concurrent: int = Field(default=2, ge=1, le=1000)
+    auto_approve: tuple[GateName, ...] = ()
+    step_set: str = "demo"
+
+
+class Channels(BaseModel):
+    """The channels file: the channels reelqueue produces videos for."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channels: tuple[Channel, ...] = Field(min_length=1)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_ids(cls, value: tuple[Channel, ...]) -> tuple[Channel, ...]:
+        seen: set[str] = set()
+        for channel in value:
+            if channel.id in seen:
+                raise ValueError(f"channel id {channel.id!r} appears twice")
+            seen.add(channel.id)
+        return value
+
+    def get(self, channel_id: str) -> Channel | None:
+        """The channel with this id, or None."""
+        return next((c for c in self.channels if c.id == channel_id), None)
+
+
+DEFAULT_CHANNELS = Channels(
+    channels=(
+        Channel(
+            id="science",
+            name="Science Explained",
+            auto_approve=("assets", "video", "audio", "final"),
+        ),
+        Channel(
+            id="history",
+            name="History Retold",
+            auto_approve=("assets", "video", "audio", "final"),
+        ),
+    )
+)
+
+
+def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
+    """The deepest YAML node along a validation error's location, for its line number."""
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+            if match is None:
+                return node
+            node = match
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int):
+            if key >= len(node.value):
+                return node
+            node = node.value[key]
+        else:
+            return node
+    return node
+
+
+def load_channels(path: Path) -> Channels:
+    """Read and validate the channels file; errors name the file, line and field."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: channels file not found; create it or point REELQUEUE_CHANNELS at it"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the channels file ({exc.strerror})") from None
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}{where}: {problem}; fix the YAML syntax") from None
+    if root is None or not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'channels:' list")
+    try:
+        return Channels.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = tuple(first["loc"])
+        line = _node_at(root, loc).start_mark.line + 1
+        where = ".".join(str(part) for part in loc) or "channels"
+        raise ConfigError(f"{path} line {line}: {where}: {first['msg']}") from None

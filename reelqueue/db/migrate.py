@@ -1,0 +1,71 @@
+"""Apply Alembic migrations from code, one process at a time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from reelqueue.db.engine import sqlalchemy_url
+
+__all__ = ["current_revision", "downgrade", "head_revision", "upgrade"]
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+_MIGRATION_LOCK = 0x7265_656C  # "reel": serialises concurrent upgrades of one database
+
+
+def _config(connection: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    head = ScriptDirectory.from_config(_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def _run(url: str, action: str, revision: str) -> None:
+    engine = create_async_engine(sqlalchemy_url(url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+
+            def apply(sync_conn: Connection) -> None:
+                getattr(command, action)(_config(sync_conn), revision)
+
+            await conn.run_sync(apply)
+    finally:
+        await engine.dispose()
+
+
+async def upgrade(url: str, revision: str = "head") -> None:
+    """Upgrade the database at `url` to `revision` (the newest by default)."""
+    await _run(url, "upgrade", revision)
+
+
+async def downgrade(url: str, revision: str = "base") -> None:
+    """Downgrade the database at `url` to `revision` (empty by default)."""
+    await _run(url, "downgrade", revision)
+
+
+async def current_revision(url: str) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    engine = create_async_engine(sqlalchemy_url(url))
+    try:
+        async with engine.connect() as conn:
+
+            def read(sync_conn: Connection) -> str | None:
+                return MigrationContext.configure(sync_conn).get_current_revision()
+
+            return await conn.run_sync(read)
+    finally:
+        await engine.dispose()
