@@ -1,0 +1,198 @@
+"""The one status vocabulary: each internal status, its Notion label, kind, and exits.
+
+Ingest reads labels into statuses, workers follow `next` and `error`, push-back writes
+labels; all of them use this table, so a status means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+
+from reelqueue.errors import UserError
+
+__all__ = [
+    "GATES",
+    "STEPS",
+    "Kind",
+    "StatusInfo",
+    "StatusTable",
+    "UnknownStatusLabel",
+]
+
+
+class Kind(StrEnum):
+    """What a status means for the queue."""
+
+    DRAFT = "draft"
+    WAITING = "waiting"
+    RUNNING = "running"
+    GATE = "gate"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    INVALID = "invalid"
+
+
+@dataclass(frozen=True)
+class StatusInfo:
+    """One row of the table.
+
+    `step` is the pipeline step a WAITING status starts or a RUNNING status runs;
+    `next` is where success leads; `error` is the exit on failure; `gate` names the
+    review gate a GATE status waits at, and `approval` is the status that opens it.
+    """
+
+    status: str
+    label: str
+    kind: Kind
+    step: str | None = None
+    next: str | None = None
+    error: str | None = None
+    gate: str | None = None
+    approval: str | None = None
+
+
+STEPS: tuple[str, ...] = (
+    "assets",
+    "composites",
+    "video",
+    "audio",
+    "sfx",
+    "assembly",
+    "upload",
+)
+GATES: tuple[str, ...] = ("assets", "video", "audio", "final")
+
+_W, _R, _G = Kind.WAITING, Kind.RUNNING, Kind.GATE
+_DEFAULT_ROWS: tuple[StatusInfo, ...] = (
+    StatusInfo("draft", "Draft", Kind.DRAFT),
+    StatusInfo("queued", "Queued", _W, step="assets", next="claimed"),
+    StatusInfo("claimed", "Processing", _R, step="assets", next="generating_assets",
+               error="asset_error"),
+    StatusInfo("generating_assets", "Generating Assets", _R, step="assets", next="assets_ready",
+               error="asset_error"),
+    StatusInfo("assets_ready", "Assets Ready", _G, gate="assets", next="assets_approved",
+               approval="assets_approved"),
+    StatusInfo("assets_approved", "Assets Approved", _W, step="composites",
+               next="generating_composites"),
+    StatusInfo("generating_composites", "Generating Composites", _R, step="composites",
+               next="composites_ready", error="composite_error"),
+    StatusInfo("composites_ready", "Composites Ready", _W, step="video",
+               next="generating_video"),
+    StatusInfo("generating_video", "Generating Video", _R, step="video", next="video_ready",
+               error="video_error"),
+    StatusInfo("video_ready", "Video Ready", _G, gate="video", next="video_approved",
+               approval="video_approved"),
+    StatusInfo("video_approved", "Video Approved", _W, step="audio", next="generating_audio"),
+    StatusInfo("generating_audio", "Generating Audio", _R, step="audio", next="audio_ready",
+               error="audio_error"),
+    StatusInfo("audio_ready", "Audio Ready", _G, gate="audio", next="audio_approved",
+               approval="audio_approved"),
+    StatusInfo("audio_approved", "Audio Approved", _W, step="sfx", next="generating_sfx"),
+    StatusInfo("generating_sfx", "Generating SFX", _R, step="sfx", next="sfx_ready",
+               error="sfx_error"),
+    StatusInfo("sfx_ready", "SFX Ready", _W, step="assembly", next="assembling"),
+    StatusInfo("assembling", "Assembling", _R, step="assembly", next="assembly_ready",
+               error="assembly_error"),
+    StatusInfo("assembly_ready", "Assembly Ready", _W, next="final_review"),
+    StatusInfo("final_review", "Final Review", _G, gate="final", next="approved",
+               approval="approved"),
+    StatusInfo("approved", "Approved", _W, step="upload", next="uploading"),
+    StatusInfo("uploading", "Uploading", _R, step="upload", next="published",
+               error="upload_error"),
+    StatusInfo("published", "Published", Kind.DONE),
+    StatusInfo("asset_error", "Asset Error", Kind.ERROR, step="assets"),
+    StatusInfo("composite_error", "Composite Error", Kind.ERROR, step="composites"),
+    StatusInfo("video_error", "Video Error", Kind.ERROR, step="video"),
+    StatusInfo("audio_error", "Audio Error", Kind.ERROR, step="audio"),
+    StatusInfo("sfx_error", "SFX Error", Kind.ERROR, step="sfx"),
+    StatusInfo("assembly_error", "Assembly Error", Kind.ERROR, step="assembly"),
+    StatusInfo("upload_error", "Upload Error", Kind.ERROR, step="upload"),
+    StatusInfo("cancelled", "Cancelled", Kind.CANCELLED),
+    StatusInfo("invalid", "Invalid Input", Kind.INVALID),
+)  # fmt: skip
+
+
+class UnknownStatusLabel(UserError):
+    """A label override names a status that does not exist, or two statuses share a label."""
+
+
+class StatusTable:
+    """The status vocabulary with the deployment's label overrides applied."""
+
+    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
+        rows = {row.status: row for row in _DEFAULT_ROWS}
+        for status, label in (overrides or {}).items():
+            if status not in rows:
+                known = ", ".join(rows)
+                raise UnknownStatusLabel(
+                    f"REELQUEUE_STATUS_LABELS: {status!r} is not a status; use one of {known}"
+                )
+            if not label.strip():
+                raise UnknownStatusLabel(
+                    f"REELQUEUE_STATUS_LABELS: the label of {status!r} is empty"
+                )
+            rows[status] = replace(rows[status], label=label.strip())
+        by_label: dict[str, str] = {}
+        for row in rows.values():
+            if row.label in by_label:
+                raise UnknownStatusLabel(
+                    f"REELQUEUE_STATUS_LABELS: {row.status!r} and {by_label[row.label]!r} "
+                    f"share the label {row.label!r}; every status needs its own label"
+                )
+            by_label[row.label] = row.status
+        self._rows = rows
+        self._by_label = by_label
+
+    def __iter__(self) -> Iterator[StatusInfo]:
+        return iter(self._rows.values())
+
+    def __getitem__(self, status: str) -> StatusInfo:
+        return self._rows[status]
+
+    def __contains__(self, status: object) -> bool:
+        return status in self._rows
+
+    @property
+    def labels(self) -> list[str]:
+        """Every Notion label, in pipeline order (for `notion setup`)."""
+        return [row.label for row in self._rows.values()]
+
+    def label(self, status: str) -> str:
+        """The Notion label of an internal status."""
+        return self._rows[status].label
+
+    def status_for_label(self, label: str | None) -> str | None:
+        """The internal status a Notion label stands for, or None for an unknown label."""
+        if label is None:
+            return None
+        return self._by_label.get(label.strip())
+
+    def is_active(self, status: str) -> bool:
+        """Queued through uploading: a second Queued for it is a no-op."""
+        return self._rows[status].kind in {Kind.WAITING, Kind.RUNNING, Kind.GATE}
+
+    def is_requeueable(self, status: str) -> bool:
+        """Draft, published, cancelled, invalid and every error: Queued starts it again."""
+        kind = self._rows[status].kind
+        return kind in {Kind.DRAFT, Kind.DONE, Kind.CANCELLED, Kind.INVALID, Kind.ERROR}
+
+    def statuses_of(self, *kinds: Kind) -> list[str]:
+        """Every status of the given kinds, in pipeline order."""
+        return [row.status for row in self._rows.values() if row.kind in kinds]
+
+    def gate_for_approval(self, status: str) -> StatusInfo | None:
+        """The gate status an approval status opens, or None if it is no approval."""
+        return next((row for row in self._rows.values() if row.approval == status), None)
+
+    def gate_status(self, gate: str) -> StatusInfo:
+        """The status that waits at a named gate (assets, video, audio, final)."""
+        return next(row for row in self._rows.values() if row.gate == gate)
+
+    def error_for_step(self, step: str) -> str:
+        """The error status of a pipeline step."""
+        return next(
+            r.status for r in self._rows.values() if r.kind is Kind.ERROR and r.step == step
+        )
