@@ -1,0 +1,190 @@
+"""The admin API under /_sandbox/: no auth, no rate limit, not counted as Notion requests.
+
+Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
+`object_not_found` 404 for an unknown page).
+
+- `GET /_sandbox/info` -> `{"base_url", "token", "database_ids", "data_source_ids",
+  "bot_user_id", "person_user_id", "status_type"}`.
+- `POST /_sandbox/reset` `{"videos"?, "channels"?, "status_type"?, "rps"?, "burst"?,
+  "webhook_window_ms"?}`: a fresh calendar of Draft entries; a key left out takes the
+  server's configured value (not the previous reset's). Clears faults, stats, cursors and
+  subscriptions, and releases hung requests. Database and data source ids stay the same;
+  page ids are new. Returns the info object.
+- `POST /_sandbox/edit` `{"page_ids": [...], "properties": {...}, "author"?: "person"|"bot"}`:
+  a person (by default) editing several rows at once on the board. Validated like a PATCH
+  (all pages and values, before any change); emits the webhooks; returns `{"pages": [...]}`
+  once applied.
+- `POST /_sandbox/pages` `{"properties": {...}, "author"?}`: creates a page (page.created);
+  returns the page.
+- `DELETE /_sandbox/pages/{id}` `{"author"?}` (body optional): moves the page to the trash
+  (page.deleted). Like Notion, a trashed page still answers GET, with `in_trash: true`, and
+  drops out of queries.
+- `POST /_sandbox/unshare` `{"page_ids": [...]}`: the pages stop being shared with the
+  integration: GET and PATCH answer 404 `object_not_found`, queries leave them out, and no
+  events are sent for them.
+- `POST /_sandbox/faults` `{"error_rate", "status_codes", "latency_ms", "hang_rate",
+  "hang_max_ms", "webhook_drop_rate", "webhook_duplicate_rate", "webhook_reorder",
+  "webhook_delay_ms": [min, max]}`: replaces the whole fault set (a key left out is no
+  fault; `{}` clears); returns the fault set in force.
+- `POST /_sandbox/subscriptions` `{"url", "event_types"?}` -> `{"id", "url",
+  "verification_token", "event_types", "handshake_status"}` once the handshake POST was
+  attempted (`handshake_status` is null when the URL could not be reached).
+- `GET /_sandbox/stats` -> `{"requests": {"GET /v1/pages/{id}": {"200": n, ...}, ...},
+  "rate_limited", "faults_injected", "hung", "webhooks": {"handshakes", "sent",
+  "delivered", "dropped", "duplicated", "failed", "retried", "abandoned"}}`.
+- `GET /_sandbox/pages` -> `{"pages": [...]}`: every page, trashed and unshared ones too,
+  in creation order, as full Notion page objects.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from reelqueue.sandbox.bodies import read_json_object
+from reelqueue.sandbox.errors import NotionError, validation_error
+from reelqueue.sandbox.faults import FaultSet
+from reelqueue.sandbox.gate import sandbox_state
+from reelqueue.sandbox.render import render_page
+from reelqueue.sandbox.state import ResetOptions, SandboxState
+from reelqueue.sandbox.store import Page, User
+from reelqueue.sandbox.webhooks import EVENT_TYPES
+
+AdminHandler = Callable[[Request, SandboxState], Awaitable[Any]]
+
+
+def admin_route(method: str, path: str, handler: AdminHandler) -> Route:
+    """An admin route: JSON in and out, errors in Notion's shape."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return JSONResponse(await handler(request, sandbox_state(request)))
+        except NotionError as error:
+            return error.response(str(uuid.uuid4()))
+
+    return Route(path, endpoint, methods=[method])
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    return await read_json_object(request, required=False)
+
+
+def _author(state: SandboxState, body: dict[str, Any]) -> User:
+    author = body.get("author", "person")
+    if author not in ("person", "bot"):
+        raise validation_error('author must be "person" or "bot".')
+    return state.workspace.person if author == "person" else state.workspace.bot
+
+
+def _pages(state: SandboxState, raw_ids: Any) -> list[Page]:
+    if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
+        raise validation_error("page_ids must be a list of page ids.")
+    return [state.page_or_404(raw_id, as_person=True) for raw_id in raw_ids]
+
+
+def _render(state: SandboxState, page: Page) -> dict[str, Any]:
+    return render_page(page, state.calendar, state.workspace)
+
+
+def _base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def info(request: Request, state: SandboxState) -> dict[str, Any]:
+    """GET /_sandbox/info."""
+    return state.info(_base_url(request))
+
+
+async def reset(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/reset."""
+    try:
+        options = ResetOptions.from_json(await _body(request), state.config)
+    except ValueError as error:
+        raise validation_error(str(error)) from error
+    state.reset(options)
+    return state.info(_base_url(request))
+
+
+async def edit(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/edit."""
+    body = await _body(request)
+    pages = _pages(state, body.get("page_ids"))
+    state.update_pages(pages, body.get("properties", {}), _author(state, body))
+    return {"pages": [_render(state, page) for page in pages]}
+
+
+async def create_page(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/pages."""
+    body = await _body(request)
+    return _render(state, state.create_page(body.get("properties", {}), _author(state, body)))
+
+
+async def delete_page(request: Request, state: SandboxState) -> dict[str, Any]:
+    """DELETE /_sandbox/pages/{id}."""
+    body = await _body(request)
+    page = state.page_or_404(str(request.path_params["page_id"]), as_person=True)
+    state.update_pages([page], {}, _author(state, body), in_trash=True)
+    return _render(state, page)
+
+
+async def unshare(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/unshare."""
+    pages = _pages(state, (await _body(request)).get("page_ids"))
+    for page in pages:
+        page.shared = False
+    return {"page_ids": [page.id for page in pages]}
+
+
+async def set_faults(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/faults."""
+    try:
+        state.faults = FaultSet.from_json(await _body(request))
+    except ValueError as error:
+        raise validation_error(str(error)) from error
+    return state.faults.to_json()
+
+
+async def subscribe(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/subscriptions."""
+    body = await _body(request)
+    url = body.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise validation_error("url must be an http(s) URL.")
+    types = body.get("event_types")
+    if types is not None and (
+        not isinstance(types, list) or not types or any(t not in EVENT_TYPES for t in types)
+    ):
+        raise validation_error(f"event_types must be a non-empty list of {list(EVENT_TYPES)}.")
+    subscription, status = await state.webhooks.subscribe(
+        url, tuple(types) if types is not None else None
+    )
+    return {**subscription.to_json(), "handshake_status": status}
+
+
+async def stats(request: Request, state: SandboxState) -> dict[str, Any]:
+    """GET /_sandbox/stats."""
+    return state.stats.to_json()
+
+
+async def pages(request: Request, state: SandboxState) -> dict[str, Any]:
+    """GET /_sandbox/pages."""
+    return {"pages": [_render(state, page) for page in state.calendar.pages.values()]}
+
+
+ROUTES: list[Route] = [
+    admin_route("GET", "/_sandbox/info", info),
+    admin_route("POST", "/_sandbox/reset", reset),
+    admin_route("POST", "/_sandbox/edit", edit),
+    admin_route("GET", "/_sandbox/pages", pages),
+    admin_route("POST", "/_sandbox/pages", create_page),
+    admin_route("DELETE", "/_sandbox/pages/{page_id}", delete_page),
+    admin_route("POST", "/_sandbox/unshare", unshare),
+    admin_route("POST", "/_sandbox/faults", set_faults),
+    admin_route("POST", "/_sandbox/subscriptions", subscribe),
+    admin_route("GET", "/_sandbox/stats", stats),
+]

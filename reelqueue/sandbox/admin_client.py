@@ -1,0 +1,138 @@
+"""An async client of the sandbox's admin API, for tests, the demo and the benchmarks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+
+class SandboxAdminError(RuntimeError):
+    """The admin API refused a request; the message is its answer."""
+
+
+class SandboxAdmin:
+    """Drives a running sandbox's /_sandbox/ API; `info` fields are refreshed by `reset`.
+
+    Use `async with SandboxAdmin(base_url) as admin:` or call `aclose()` when done.
+    """
+
+    def __init__(self, base_url: str, client: httpx.AsyncClient | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = client or httpx.AsyncClient(timeout=30.0, trust_env=False)
+        self._info: dict[str, Any] | None = None
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        response = await self._client.request(method, f"{self.base_url}/_sandbox/{path}", json=body)
+        if response.is_error:
+            raise SandboxAdminError(
+                f"{method} /_sandbox/{path}: {response.status_code} {response.text}"
+            )
+        return response.json()
+
+    def _field(self, key: str) -> Any:
+        if self._info is None:
+            raise RuntimeError("call `await admin.info()` or `await admin.reset()` first")
+        return self._info[key]
+
+    @property
+    def token(self) -> str:
+        """The bearer token the sandbox accepts."""
+        return str(self._field("token"))
+
+    @property
+    def database_id(self) -> str:
+        """The calendar's database id."""
+        return str(self._field("database_ids")[0])
+
+    @property
+    def data_source_id(self) -> str:
+        """The calendar's data source id."""
+        return str(self._field("data_source_ids")[0])
+
+    @property
+    def bot_user_id(self) -> str:
+        """The integration's bot user id (the author of API writes)."""
+        return str(self._field("bot_user_id"))
+
+    @property
+    def person_user_id(self) -> str:
+        """The person editing the board through the admin API."""
+        return str(self._field("person_user_id"))
+
+    async def info(self) -> dict[str, Any]:
+        """GET /_sandbox/info (and remember it)."""
+        self._info = await self._call("GET", "info")
+        return self._info
+
+    async def reset(self, **options: Any) -> dict[str, Any]:
+        """POST /_sandbox/reset: videos, channels, status_type, rps, burst, webhook_window_ms."""
+        if "channels" in options:
+            options["channels"] = list(options["channels"])
+        self._info = await self._call("POST", "reset", options)
+        return self._info
+
+    async def edit(
+        self, page_ids: Iterable[str], properties: dict[str, Any], author: str = "person"
+    ) -> list[dict[str, Any]]:
+        """POST /_sandbox/edit: change pages as a person on the board; the pages after."""
+        body = {"page_ids": list(page_ids), "properties": properties, "author": author}
+        answer = await self._call("POST", "edit", body)
+        return list(answer["pages"])
+
+    async def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """POST /_sandbox/faults: replace the fault set (no arguments clears it)."""
+        result: dict[str, Any] = await self._call("POST", "faults", faults)
+        return result
+
+    async def subscribe(self, url: str, event_types: Iterable[str] | None = None) -> dict[str, Any]:
+        """POST /_sandbox/subscriptions: the subscription, after its handshake was sent."""
+        body: dict[str, Any] = {"url": url}
+        if event_types is not None:
+            body["event_types"] = list(event_types)
+        result: dict[str, Any] = await self._call("POST", "subscriptions", body)
+        return result
+
+    async def stats(self) -> dict[str, Any]:
+        """GET /_sandbox/stats."""
+        result: dict[str, Any] = await self._call("GET", "stats")
+        return result
+
+    async def pages(self) -> list[dict[str, Any]]:
+        """GET /_sandbox/pages: every page as a Notion page object."""
+        return list((await self._call("GET", "pages"))["pages"])
+
+    async def unshare(self, page_ids: Iterable[str]) -> None:
+        """POST /_sandbox/unshare: the pages now 404 for the integration."""
+        await self._call("POST", "unshare", {"page_ids": list(page_ids)})
+
+    async def create_page(
+        self, properties: dict[str, Any], author: str = "person"
+    ) -> dict[str, Any]:
+        """POST /_sandbox/pages: a new page, created by the person (page.created)."""
+        result: dict[str, Any] = await self._call(
+            "POST", "pages", {"properties": properties, "author": author}
+        )
+        return result
+
+    async def delete_page(self, page_id: str, author: str = "person") -> dict[str, Any]:
+        """DELETE /_sandbox/pages/{id}: move the page to the trash (page.deleted)."""
+        result: dict[str, Any] = await self._call("DELETE", f"pages/{page_id}", {"author": author})
+        return result
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.aclose()
+
+    async def __aenter__(self) -> SandboxAdmin:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

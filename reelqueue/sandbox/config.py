@@ -1,0 +1,47 @@
+"""The sandbox's settings: who may call it, how fast, and what calendar it starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STATUS_TYPES = ("status", "select")
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Settings of one sandbox; `/_sandbox/reset` falls back to these for keys it is not given.
+
+    `rps` and `burst` shape the token bucket in front of the /v1 API (the burst is a little
+    bigger than a client's own, so network jitter never turns a well-paced client into
+    429s); `webhook_window_ms` is how long edits to one page are aggregated into one event;
+    `seed` makes ids and fake data repeatable.
+    """
+
+    token: str = "secret_sandbox_token"
+    host: str = "127.0.0.1"
+    port: int = 0
+    rps: float = 3.0
+    burst: int = 6
+    videos: int = 20
+    channels: tuple[str, ...] = ("science", "history")
+    status_type: str = "status"
+    webhook_window_ms: int = 300
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.token:
+            raise ValueError("token must be a non-empty string")
+        if self.status_type not in STATUS_TYPES:
+            raise ValueError(f"status_type must be 'status' or 'select', not {self.status_type!r}")
+        if self.rps <= 0:
+            raise ValueError("rps must be greater than 0")
+        if self.burst < 1:
+            raise ValueError("burst must be at least 1")
+        if self.videos < 0:
+            raise ValueError("videos must be 0 or more")
+        if not self.channels:
+            raise ValueError("channels needs at least one channel id")
+        if self.webhook_window_ms < 0:
+            raise ValueError("webhook_window_ms must be 0 or more")
+        if not 0 <= self.port <= 65535:
+            raise ValueError("port must be between 0 and 65535")

@@ -1,0 +1,139 @@
+"""Notion object shapes: pages, users, the database and its data source, as JSON."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from typing import Any
+
+from reelqueue.sandbox.ids import compact_id, decode_property_id
+from reelqueue.sandbox.properties import plain_text, rich_text
+from reelqueue.sandbox.store import Calendar, Page, Workspace
+from reelqueue.sandbox.timestamps import format_page_time
+
+NOTION_URL = "https://www.notion.so"
+
+
+def notion_url(title: str, object_id: str) -> str:
+    """The notion.so URL of a page or database: a slug of its title, then its compact id."""
+    slug = "-".join(re.findall(r"[A-Za-z0-9]+", title))
+    return (
+        f"{NOTION_URL}/{slug}-{compact_id(object_id)}"
+        if slug
+        else (f"{NOTION_URL}/{compact_id(object_id)}")
+    )
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a JSON value (much faster than copy.deepcopy for these small trees)."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
+
+
+def render_page(
+    page: Page,
+    calendar: Calendar,
+    workspace: Workspace,
+    only_properties: Collection[str] | None = None,
+) -> dict[str, Any]:
+    """A page object with the keys and key order of a recorded Notion page.
+
+    `only_properties` (property ids, encoded or raw, or names) trims `properties`, as the
+    `filter_properties` query parameter does.
+    """
+    properties: dict[str, Any] = {}
+    for name, prop in calendar.schema.items():
+        if only_properties is not None and not (
+            {prop.id, decode_property_id(prop.id), name} & set(only_properties)
+        ):
+            continue
+        value = _copy(page.values.get(name))
+        properties[name] = {"id": prop.id, "type": prop.type, prop.type: value}
+    title = plain_text(page.values.get(calendar.title_property().name) or [])
+    return {
+        "object": "page",
+        "id": page.id,
+        "created_time": format_page_time(page.created_time),
+        "last_edited_time": format_page_time(page.last_edited_time),
+        "created_by": page.created_by.reference(),
+        "last_edited_by": page.last_edited_by.reference(),
+        "cover": _copy(page.cover),
+        "icon": _copy(page.icon),
+        "parent": workspace.parent(),
+        "in_trash": page.in_trash,
+        "is_archived": False,
+        "is_locked": False,
+        "properties": properties,
+        "url": notion_url(title, page.id),
+        "public_url": None,
+    }
+
+
+def render_bot(workspace: Workspace) -> dict[str, Any]:
+    """The integration's bot user, as `GET /v1/users/me` returns it."""
+    return {
+        "object": "user",
+        "id": workspace.bot.id,
+        "name": workspace.bot.name,
+        "avatar_url": None,
+        "type": "bot",
+        "bot": {
+            "owner": {"type": "workspace", "workspace": True},
+            "workspace_name": workspace.workspace_name,
+            "workspace_id": workspace.workspace_id,
+            "workspace_limits": {"max_file_upload_size_in_bytes": 5_368_709_120},
+        },
+    }
+
+
+def _title(text: str) -> list[dict[str, Any]]:
+    return [rich_text(text)]
+
+
+def render_database(calendar: Calendar, workspace: Workspace) -> dict[str, Any]:
+    """The database object: a container whose `data_sources` lists the calendar's one."""
+    return {
+        "object": "database",
+        "id": workspace.database_id,
+        "title": _title(calendar.title),
+        "description": [],
+        "parent": {"type": "page_id", "page_id": workspace.parent_page_id},
+        "is_inline": False,
+        "in_trash": False,
+        "is_locked": False,
+        "created_time": format_page_time(calendar.created_time),
+        "last_edited_time": format_page_time(calendar.created_time),
+        "data_sources": [{"id": workspace.data_source_id, "name": calendar.title}],
+        "icon": None,
+        "cover": None,
+        "url": notion_url(calendar.title, workspace.database_id),
+        "public_url": None,
+    }
+
+
+def render_data_source(calendar: Calendar, workspace: Workspace) -> dict[str, Any]:
+    """The data source object: the calendar's schema."""
+    creator = workspace.person.reference()
+    return {
+        "object": "data_source",
+        "id": workspace.data_source_id,
+        "created_time": format_page_time(calendar.created_time),
+        "last_edited_time": format_page_time(calendar.created_time),
+        "created_by": creator,
+        "last_edited_by": creator,
+        "icon": None,
+        "cover": None,
+        "parent": {"type": "database_id", "database_id": workspace.database_id},
+        "database_parent": {"type": "page_id", "page_id": workspace.parent_page_id},
+        "in_trash": False,
+        "archived": False,
+        "is_inline": False,
+        "title": _title(calendar.title),
+        "description": [],
+        "properties": {name: prop.render() for name, prop in calendar.schema.items()},
+        "url": notion_url(calendar.title, workspace.data_source_id),
+        "public_url": None,
+    }

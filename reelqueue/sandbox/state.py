@@ -1,0 +1,243 @@
+"""The whole sandbox: workspace, calendar, limits, faults, webhooks, and the edits to pages.
+
+Everything here is touched from the server's event loop only. API writes are authored by
+the integration's bot; admin edits by the person (or the bot, when asked). A write is
+validated in full before anything changes, and a property counts as updated (and appears
+in a webhook) only when its value actually changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from reelqueue.sandbox.config import STATUS_TYPES, SandboxConfig
+from reelqueue.sandbox.errors import NotionError, object_not_found, shape_error, validation_error
+from reelqueue.sandbox.faults import FaultSet
+from reelqueue.sandbox.ids import normalize_id
+from reelqueue.sandbox.properties import PropertyWrite, commit_options, empty_value, parse_writes
+from reelqueue.sandbox.query import CursorBook
+from reelqueue.sandbox.ratelimit import RateLimiter
+from reelqueue.sandbox.schema import build_calendar_schema
+from reelqueue.sandbox.seed import draft_values
+from reelqueue.sandbox.stats import Stats
+from reelqueue.sandbox.store import Calendar, Page, User, Workspace
+from reelqueue.sandbox.timestamps import utc_now
+from reelqueue.sandbox.webhooks import WebhookDispatcher, WebhookSource
+
+
+@dataclass(frozen=True)
+class ResetOptions:
+    """What a reset builds; each field defaults to the sandbox's configuration."""
+
+    videos: int
+    channels: tuple[str, ...]
+    status_type: str
+    rps: float
+    burst: int
+    webhook_window_ms: int
+
+    @classmethod
+    def from_json(cls, data: Any, config: SandboxConfig) -> ResetOptions:
+        """Parse the body of POST /_sandbox/reset; raise ValueError naming the bad key."""
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown reset keys: {sorted(unknown)}")
+        channels = data.get("channels", list(config.channels))
+        if (
+            not isinstance(channels, list)
+            or not channels
+            or not all(isinstance(c, str) and c.strip() for c in channels)
+        ):
+            raise ValueError("channels must be a non-empty list of channel ids")
+        options = cls(
+            videos=data.get("videos", config.videos),
+            channels=tuple(channels),
+            status_type=data.get("status_type", config.status_type),
+            rps=data.get("rps", config.rps),
+            burst=data.get("burst", config.burst),
+            webhook_window_ms=data.get("webhook_window_ms", config.webhook_window_ms),
+        )
+        if not isinstance(options.videos, int) or not 0 <= options.videos <= 100_000:
+            raise ValueError("videos must be an integer from 0 to 100000")
+        if options.status_type not in STATUS_TYPES:
+            raise ValueError("status_type must be 'status' or 'select'")
+        if (
+            isinstance(options.rps, bool)
+            or not isinstance(options.rps, int | float)
+            or (options.rps <= 0)
+        ):
+            raise ValueError("rps must be a number greater than 0")
+        if not isinstance(options.burst, int) or options.burst < 1:
+            raise ValueError("burst must be an integer of at least 1")
+        if not isinstance(options.webhook_window_ms, int) or options.webhook_window_ms < 0:
+            raise ValueError("webhook_window_ms must be an integer of 0 or more")
+        return options
+
+
+@dataclass
+class SandboxState:
+    """The state behind one sandbox app."""
+
+    config: SandboxConfig
+    base_url: str | None = None
+    stats: Stats = field(default_factory=Stats)
+    faults: FaultSet = field(default_factory=FaultSet)
+    cursors: CursorBook = field(default_factory=CursorBook)
+
+    def __post_init__(self) -> None:
+        self.workspace = Workspace.create(random.Random(self.config.seed))
+        self.fault_rng = random.Random(self.config.seed + 1)
+        self.generation = 0
+        self.limiter = RateLimiter(self.config.rps, self.config.burst)
+        self.webhooks = WebhookDispatcher(
+            WebhookSource(
+                self.workspace.workspace_id,
+                self.workspace.workspace_name,
+                self.workspace.integration_id,
+            ),
+            self.stats,
+            random.Random(self.config.seed + 2),
+            lambda: self.faults,
+            self.config.webhook_window_ms,
+        )
+        self._hang_release = asyncio.Event()
+        self.calendar = self._build_calendar(ResetOptions.from_json({}, self.config))
+
+    def _build_calendar(self, options: ResetOptions) -> Calendar:
+        rng = random.Random(f"{self.config.seed}:{self.generation}")
+        now = utc_now()
+        schema = build_calendar_schema(rng, options.status_type, options.channels)
+        calendar = Calendar("Content Calendar", options.status_type, now, schema, rng)
+        person = self.workspace.person
+        for values in draft_values(schema, options.videos, rng):
+            calendar.add_page(values, person, now)
+        return calendar
+
+    def reset(self, options: ResetOptions) -> None:
+        """A fresh calendar; faults, stats, cursors and subscriptions cleared; hangs released."""
+        self.generation += 1
+        self.calendar = self._build_calendar(options)
+        self.limiter = RateLimiter(options.rps, options.burst)
+        self.faults = FaultSet()
+        self.stats.clear()
+        self.cursors.clear()
+        self.webhooks.clear()
+        self.webhooks.window_ms = options.webhook_window_ms
+        self.release_hung()
+
+    def release_hung(self) -> None:
+        """Let every hung request answer now (on reset and on shutdown)."""
+        self._hang_release.set()
+        self._hang_release = asyncio.Event()
+
+    async def hang(self, max_s: float) -> None:
+        """Hold a request until released or `max_s` has passed."""
+        release = self._hang_release
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(release.wait(), timeout=max_s)
+
+    def info(self, base_url: str) -> dict[str, Any]:
+        """The body of GET /_sandbox/info."""
+        return {
+            "base_url": self.base_url or base_url,
+            "token": self.config.token,
+            "database_ids": [self.workspace.database_id],
+            "data_source_ids": [self.workspace.data_source_id],
+            "bot_user_id": self.workspace.bot.id,
+            "person_user_id": self.workspace.person.id,
+            "status_type": self.calendar.status_type,
+        }
+
+    def page_or_404(self, raw_id: str, *, as_person: bool = False) -> Page:
+        """A page the integration can see (the person sees unshared ones too), or a 404."""
+        page_id = normalize_id(raw_id)
+        page = self.calendar.pages.get(page_id) if page_id else None
+        if page is None or not (page.shared or as_person):
+            raise self.not_found("page", raw_id)
+        return page
+
+    def not_found(self, kind: str, raw_id: str) -> NotionError:
+        """Notion's 404 for an object of this kind."""
+        return object_not_found(
+            kind, raw_id, self.workspace.integration_name, self.workspace.integration_id
+        )
+
+    def create_page(self, properties: Any, author: User) -> Page:
+        """Create a calendar page from Notion property values; emits page.created."""
+        writes = parse_writes(self.calendar, properties if properties is not None else {})
+        commit_options(writes)
+        values = {name: empty_value(p.type) for name, p in self.calendar.schema.items()}
+        status = self.calendar.schema.get("Status")
+        if status is not None and status.type == "status" and status.options:
+            values["Status"] = status.options[0].value()
+        for write in writes:
+            values[write.prop.name] = write.value
+        now = utc_now()
+        page = self.calendar.add_page(values, author, now)
+        self.webhooks.record(
+            page.id, "page.created", self.workspace.event_parent(), author.author(), now
+        )
+        return page
+
+    def update_pages(
+        self, pages: list[Page], properties: Any, author: User, in_trash: bool | None = None
+    ) -> None:
+        """Apply one write to several pages (validated once, first); emit their webhooks."""
+        writes = parse_writes(self.calendar, properties if properties is not None else {})
+        for page in pages:
+            if page.in_trash and in_trash is not False:
+                raise validation_error(
+                    "Can't edit block that is archived. You must unarchive the block before "
+                    "editing."
+                )
+        commit_options(writes)
+        for page in pages:
+            self._apply(page, writes, author, in_trash)
+
+    def _apply(
+        self, page: Page, writes: list[PropertyWrite], author: User, in_trash: bool | None
+    ) -> None:
+        now = utc_now()
+        changed = [w.prop.id for w in writes if page.values.get(w.prop.name) != w.value]
+        for write in writes:
+            page.values[write.prop.name] = write.value
+        trash_changed = in_trash is not None and in_trash != page.in_trash
+        if not changed and not trash_changed:
+            return
+        page.last_edited_time = now
+        page.last_edited_by = author
+        if trash_changed:
+            assert in_trash is not None
+            page.in_trash = in_trash
+        if not page.shared:
+            return
+        parent = self.workspace.event_parent()
+        if changed:
+            self.webhooks.record(
+                page.id, "page.properties_updated", parent, author.author(), now, changed
+            )
+        if trash_changed:
+            kind = "page.deleted" if in_trash else "page.undeleted"
+            self.webhooks.record(page.id, kind, parent, author.author(), now)
+
+    def update_page_from_api(self, page: Page, body: dict[str, Any]) -> None:
+        """PATCH /v1/pages/{id}: properties, in_trash (or its old name archived), icon, cover."""
+        in_trash = None
+        for key in ("in_trash", "archived"):
+            if key in body:
+                if not isinstance(body[key], bool):
+                    raise shape_error(f"body.{key}", "a boolean", body[key])
+                in_trash = body[key]
+        for key in ("icon", "cover"):
+            if key in body and body[key] is not None and not isinstance(body[key], dict):
+                raise shape_error(f"body.{key}", "an object or `null`", body[key])
+        self.update_pages([page], body.get("properties"), self.workspace.bot, in_trash)
+        for key in ("icon", "cover"):
+            if key in body:
+                setattr(page, key, body[key])
