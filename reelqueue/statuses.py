@@ -14,11 +14,13 @@ from reelqueue.errors import UserError
 
 __all__ = [
     "GATES",
+    "PRIORITIES",
     "STEPS",
     "Kind",
     "StatusInfo",
     "StatusTable",
     "UnknownStatusLabel",
+    "priority_label",
 ]
 
 
@@ -52,6 +54,14 @@ class StatusInfo:
     error: str | None = None
     gate: str | None = None
     approval: str | None = None
+
+
+PRIORITIES: Mapping[str, int] = {"High": 0, "Normal": 1, "Low": 2}
+
+
+def priority_label(priority: int) -> str:
+    """The Notion label of a numeric priority (lower runs first)."""
+    return next((label for label, value in PRIORITIES.items() if value == priority), "Normal")
 
 
 STEPS: tuple[str, ...] = (

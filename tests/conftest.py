@@ -1,3 +1,7 @@
 """Shared test fixtures: a real PostgreSQL and a real Notion sandbox over loopback HTTP."""
 
-pytest_plugins = ["tests.fixtures.database", "tests.fixtures.sandbox"]
+pytest_plugins = [
+    "tests.fixtures.database",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.service",
+]

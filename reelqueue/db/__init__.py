@@ -12,6 +12,12 @@ from reelqueue.db.engine import (
 )
 from reelqueue.db.migrate import current_revision, downgrade, head_revision, upgrade
 from reelqueue.db.models import (
+    OUTBOX,
+    SERVICE_STATE,
+    SYNC_STATE,
+    TASK_EVENTS,
+    TASKS,
+    WEBHOOK_INBOX,
     Base,
     OutboxEntry,
     ServiceState,
@@ -22,6 +28,12 @@ from reelqueue.db.models import (
 )
 
 __all__ = [
+    "OUTBOX",
+    "SERVICE_STATE",
+    "SYNC_STATE",
+    "TASKS",
+    "TASK_EVENTS",
+    "WEBHOOK_INBOX",
     "Base",
     "DatabaseUnavailable",
     "EmbeddedDatabaseError",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     SmallInteger,
+    Table,
     Text,
     func,
     text,
@@ -21,7 +22,21 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "OutboxEntry", "ServiceState", "SyncState", "Task", "TaskEvent", "WebhookEvent"]
+__all__ = [
+    "OUTBOX",
+    "SERVICE_STATE",
+    "SYNC_STATE",
+    "TASKS",
+    "TASK_EVENTS",
+    "WEBHOOK_INBOX",
+    "Base",
+    "OutboxEntry",
+    "ServiceState",
+    "SyncState",
+    "Task",
+    "TaskEvent",
+    "WebhookEvent",
+]
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -64,7 +79,8 @@ class Task(Base):
     run_after: Mapped[datetime] = _now()
     error_log: Mapped[str] = mapped_column(Text, server_default="")
     youtube_url: Mapped[str | None] = mapped_column(Text)
-    notion_status: Mapped[str | None] = mapped_column(Text)
+    resume_step: Mapped[str | None] = mapped_column(Text)
+    notion_seen: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     notion_last_edited_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     page_missing: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
@@ -153,3 +169,11 @@ class ServiceState(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = _now()
+
+
+TASKS = cast(Table, Task.__table__)
+TASK_EVENTS = cast(Table, TaskEvent.__table__)
+SYNC_STATE = cast(Table, SyncState.__table__)
+WEBHOOK_INBOX = cast(Table, WebhookEvent.__table__)
+OUTBOX = cast(Table, OutboxEntry.__table__)
+SERVICE_STATE = cast(Table, ServiceState.__table__)

@@ -64,7 +64,13 @@ def upgrade() -> None:
         ),
         sa.Column("error_log", sa.Text(), server_default="", nullable=False),
         sa.Column("youtube_url", sa.Text(), nullable=True),
-        sa.Column("notion_status", sa.Text(), nullable=True),
+        sa.Column("resume_step", sa.Text(), nullable=True),
+        sa.Column(
+            "notion_seen",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("notion_last_edited_time", sa.DateTime(timezone=True), nullable=True),
         sa.Column("page_missing", sa.Text(), nullable=True),
         sa.Column(

@@ -1,0 +1,219 @@
+"""The calendar's schema: check a data source has what reelqueue needs, and add what is missing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from reelqueue.errors import UserError
+from reelqueue.statuses import PRIORITIES
+
+__all__ = [
+    "CalendarSchema",
+    "PropertyNames",
+    "SchemaProblem",
+    "SchemaReport",
+    "check_schema",
+    "setup_patch",
+]
+
+StatusType = Literal["status", "select"]
+
+
+@dataclass(frozen=True)
+class PropertyNames:
+    """The calendar's property names (the title property's name is read from the schema)."""
+
+    title: str = "Title"
+    channel: str = "Channel"
+    topic: str = "Topic"
+    story_direction: str = "Story Direction"
+    status: str = "Status"
+    priority: str = "Priority"
+    error_log: str = "Error Log"
+    youtube_url: str = "YouTube URL"
+    updated: str = "Updated"
+
+
+class SchemaProblem(UserError):
+    """A data source lacks properties or options reelqueue needs."""
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    name: str
+    types: tuple[str, ...]
+    required: bool = True
+
+
+def _wanted(names: PropertyNames) -> list[_Wanted]:
+    return [
+        _Wanted(names.channel, ("select",)),
+        _Wanted(names.topic, ("rich_text",)),
+        _Wanted(names.story_direction, ("rich_text",), required=False),
+        _Wanted(names.status, ("status", "select")),
+        _Wanted(names.priority, ("select",), required=False),
+        _Wanted(names.error_log, ("rich_text",)),
+        _Wanted(names.youtube_url, ("url",)),
+        _Wanted(names.updated, ("date",), required=False),
+    ]
+
+
+@dataclass(frozen=True)
+class CalendarSchema:
+    """What push-back and ingest need to know of a data source's schema."""
+
+    data_source_id: str
+    names: PropertyNames
+    status_type: StatusType
+    property_ids: dict[str, str]
+    optional_present: frozenset[str]
+
+    def has(self, name: str) -> bool:
+        """Whether an optional property exists (required ones always do)."""
+        return name in self.property_ids
+
+
+@dataclass
+class SchemaReport:
+    """The result of checking one data source against what reelqueue needs."""
+
+    data_source_id: str
+    title_name: str | None
+    missing: list[str] = field(default_factory=list)
+    missing_optional: list[str] = field(default_factory=list)
+    wrong_type: list[str] = field(default_factory=list)
+    missing_status_options: list[str] = field(default_factory=list)
+    missing_select_options: dict[str, list[str]] = field(default_factory=dict)
+    status_type: StatusType = "status"
+    property_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        """What blocks reelqueue from running on this data source, in words."""
+        found = [f"{name} is missing" for name in self.missing]
+        found += self.wrong_type
+        if self.title_name is None:
+            found.append("it has no title property")
+        if self.missing_status_options:
+            found.append("Status lacks the options " + ", ".join(self.missing_status_options))
+        return found
+
+    @property
+    def fixable(self) -> bool:
+        """Whether `reelqueue notion setup` can repair everything found."""
+        return not self.wrong_type and self.title_name is not None
+
+    def schema(self, names: PropertyNames) -> CalendarSchema:
+        """The usable schema; raises SchemaProblem naming every problem and the fix."""
+        if self.problems:
+            fix = (
+                "run `reelqueue notion setup` to add them"
+                if self.fixable
+                else "change those properties' types in Notion, then run `reelqueue notion setup`"
+            )
+            raise SchemaProblem(
+                f"data source {self.data_source_id}: " + "; ".join(self.problems) + f"; {fix}"
+            )
+        assert self.title_name is not None
+        resolved = PropertyNames(**{**vars(names), "title": self.title_name})
+        optional = frozenset(n for n in self.property_ids if n not in self.missing_optional)
+        return CalendarSchema(
+            data_source_id=self.data_source_id,
+            names=resolved,
+            status_type=self.status_type,
+            property_ids=dict(self.property_ids),
+            optional_present=optional,
+        )
+
+
+def _option_names(prop: dict[str, Any]) -> set[str]:
+    body = prop.get(prop.get("type", ""), {})
+    options = body.get("options", []) if isinstance(body, dict) else []
+    return {o.get("name", "") for o in options if isinstance(o, dict)}
+
+
+def check_schema(
+    data_source: dict[str, Any],
+    names: PropertyNames,
+    status_labels: list[str],
+    channel_ids: list[str],
+) -> SchemaReport:
+    """Compare a data source object (GET /v1/data_sources/{id}) with what reelqueue needs."""
+    properties: dict[str, Any] = data_source.get("properties") or {}
+    title_name = next(
+        (
+            name
+            for name, p in properties.items()
+            if isinstance(p, dict) and p.get("type") == "title"
+        ),
+        None,
+    )
+    report = SchemaReport(data_source_id=str(data_source.get("id", "")), title_name=title_name)
+    if title_name is not None:
+        report.property_ids[title_name] = str(properties[title_name].get("id", ""))
+    for want in _wanted(names):
+        prop = properties.get(want.name)
+        if not isinstance(prop, dict):
+            (report.missing if want.required else report.missing_optional).append(want.name)
+            continue
+        kind = prop.get("type")
+        if kind not in want.types:
+            expected = " or ".join(want.types)
+            report.wrong_type.append(f"{want.name} is of type {kind}, expected {expected}")
+            continue
+        report.property_ids[want.name] = str(prop.get("id", ""))
+        if want.name == names.status:
+            report.status_type = "status" if kind == "status" else "select"
+            report.missing_status_options = [
+                label for label in status_labels if label not in _option_names(prop)
+            ]
+        elif want.name == names.channel:
+            absent = [c for c in channel_ids if c not in _option_names(prop)]
+            if absent:
+                report.missing_select_options[want.name] = absent
+        elif want.name == names.priority:
+            absent = [p for p in PRIORITIES if p not in _option_names(prop)]
+            if absent:
+                report.missing_select_options[want.name] = absent
+    return report
+
+
+def _options(labels: list[str]) -> dict[str, Any]:
+    return {"options": [{"name": label} for label in labels]}
+
+
+def setup_patch(
+    report: SchemaReport,
+    names: PropertyNames,
+    status_labels: list[str],
+    channel_ids: list[str],
+    existing: dict[str, Any],
+) -> dict[str, Any]:
+    """The `properties` body of a data source PATCH adding what the report found missing.
+
+    Notion adds options given by name and keeps the existing ones listed with them; a
+    missing Status is created as a select, which the API can always create.
+    """
+    patch: dict[str, Any] = {}
+    creators: dict[str, dict[str, Any]] = {
+        names.channel: {"select": _options(channel_ids)},
+        names.topic: {"rich_text": {}},
+        names.story_direction: {"rich_text": {}},
+        names.status: {"select": _options(status_labels)},
+        names.priority: {"select": _options(list(PRIORITIES))},
+        names.error_log: {"rich_text": {}},
+        names.youtube_url: {"url": {}},
+        names.updated: {"date": {}},
+    }
+    for name in [*report.missing, *report.missing_optional]:
+        patch[name] = creators[name]
+    additions = dict(report.missing_select_options)
+    if report.missing_status_options:
+        additions[names.status] = report.missing_status_options
+    for name, absent in additions.items():
+        kind = report.status_type if name == names.status else "select"
+        current = existing.get(name, {}).get(kind, {}).get("options", [])
+        kept = [{"id": o["id"]} if "id" in o else {"name": o["name"]} for o in current]
+        patch[name] = {kind: {"options": kept + _options(absent)["options"]}}
+    return patch

@@ -1,0 +1,359 @@
+"""The `reelqueue` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from reelqueue import __version__
+from reelqueue.config import DEFAULT_CHANNELS, Channels, Settings, load_channels, load_settings
+from reelqueue.errors import UserError
+from reelqueue.logs import configure_logging, register_secret
+
+__all__ = ["app", "main"]
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="reelqueue",
+    help="Run a video production pipeline from a Notion content calendar.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+notion_app = typer.Typer(help="The Notion connection.", no_args_is_help=True)
+webhook_app = typer.Typer(help="Notion webhooks.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(webhook_app, name="webhook")
+app.add_typer(notion_app, name="notion")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _settings(**overrides: Any) -> Settings:
+    """Load settings and set up logging so that no secret is ever printed."""
+    settings = load_settings(**overrides)
+    for secret in settings.secrets():
+        register_secret(secret)
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+@app.command()
+def version() -> None:
+    """Print reelqueue's version."""
+    typer.echo(__version__)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply migrations up to REVISION (the newest by default)."""
+    from reelqueue.db import current_revision, resolve_database_url, upgrade
+
+    async def go() -> str | None:
+        url = await resolve_database_url(_settings())
+        await upgrade(url, revision)
+        return await current_revision(url)
+
+    typer.echo(f"database at revision {_run(go())}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision ('base' empties it).")],
+) -> None:
+    """Revert migrations down to REVISION."""
+    from reelqueue.db import current_revision, downgrade, resolve_database_url
+
+    async def go() -> str | None:
+        url = await resolve_database_url(_settings())
+        await downgrade(url, revision)
+        return await current_revision(url)
+
+    typer.echo(f"database at revision {_run(go()) or 'base (empty)'}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from reelqueue.db import current_revision, head_revision, resolve_database_url
+
+    async def go() -> str | None:
+        return await current_revision(await resolve_database_url(_settings()))
+
+    current = _run(go())
+    head = head_revision()
+    state = "up to date" if current == head else f"behind (newest is {head})"
+    typer.echo(f"{current or 'base (empty)'}: {state}")
+
+
+def _channels(settings: Settings) -> Channels:
+    """The channels file named by REELQUEUE_CHANNELS (required to run the service)."""
+    if settings.channels_file is None:
+        raise UserError(
+            "REELQUEUE_CHANNELS is not set: point it at the channels file (YAML, see README)"
+        )
+    return load_channels(settings.channels_file)
+
+
+def _channels_or_default(settings: Settings) -> Channels:
+    return (
+        DEFAULT_CHANNELS
+        if settings.channels_file is None
+        else load_channels(settings.channels_file)
+    )
+
+
+@notion_app.command("check")
+def notion_check() -> None:
+    """Check NOTION_TOKEN and NOTION_DATABASE_IDS: who we are, and each data source's schema."""
+    from reelqueue.service import check_notion
+
+    settings = _settings()
+    for line in _run(check_notion(settings, _channels_or_default(settings))):
+        typer.echo(line)
+
+
+@notion_app.command("setup")
+def notion_setup(
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Change Notion without asking.")] = False,
+) -> None:
+    """Add the properties and Status/select options reelqueue needs to each data source."""
+    from reelqueue.service import setup_notion
+
+    settings = _settings()
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise UserError("notion setup changes your Notion database: confirm with --yes")
+        return typer.confirm(question, default=False)
+
+    for line in _run(setup_notion(settings, _channels_or_default(settings), confirm)):
+        typer.echo(line)
+
+
+@webhook_app.command("token")
+def webhook_token() -> None:
+    """Print the webhook verification token Notion sent, to paste into Notion's Verify form."""
+    from reelqueue.db import create_engine, resolve_database_url, upgrade
+    from reelqueue.ingest import load_webhook_token
+
+    async def go() -> str | None:
+        url = await resolve_database_url(_settings())
+        await upgrade(url)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await load_webhook_token(conn)
+        finally:
+            await engine.dispose()
+
+    token = _run(go())
+    if token is None:
+        raise UserError(
+            "no verification token yet: create the webhook subscription in Notion with this "
+            "server's /webhooks/notion URL while `reelqueue run` is serving"
+        )
+    typer.echo(token)
+
+
+@app.command()
+def run(
+    port: Annotated[int, typer.Option(help="Port of the web app (webhooks, health).")] = 8000,
+    host: Annotated[str, typer.Option(help="Address of the web app.")] = "127.0.0.1",
+) -> None:
+    """Run the service: web app, and (as leader) ingest and push-back, until SIGINT or SIGTERM."""
+    from reelqueue.db import resolve_database_url
+    from reelqueue.service import Service, ServiceOptions, require_notion_settings
+
+    settings = _settings()
+    require_notion_settings(settings)
+    channels = _channels(settings)
+
+    async def go() -> None:
+        url = await resolve_database_url(settings)
+        service = Service(
+            settings, channels, database_url=url, options=ServiceOptions(host=host, port=port)
+        )
+        loop = asyncio.get_running_loop()
+        stopping = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        try:
+            await service.start()
+            err.print(f"reelqueue serving on {service.base_url} (Ctrl-C to stop)")
+            await stopping.wait()
+            err.print("reelqueue: stopping")
+        finally:
+            await service.stop()
+
+    _run(go())
+
+
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Counts of tasks by status and channel."""
+    from reelqueue.db import create_engine, resolve_database_url, upgrade
+    from reelqueue.queue import status_counts
+
+    async def go() -> list[tuple[str, str, int]]:
+        url = await resolve_database_url(_settings())
+        await upgrade(url)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                return await status_counts(conn)
+        finally:
+            await engine.dispose()
+
+    counts = _run(go())
+    if as_json:
+        typer.echo(json.dumps([{"status": s, "channel": c, "count": n} for s, c, n in counts]))
+        return
+    table = Table("status", "channel", "tasks")
+    for s, c, n in counts:
+        table.add_row(s, c or "-", str(n))
+    Console().print(table if counts else "no tasks yet")
+
+
+@app.command()
+def tasks(
+    status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """One row per task."""
+    from reelqueue.db import create_engine, resolve_database_url, upgrade
+    from reelqueue.queue import load_tasks
+    from reelqueue.statuses import StatusTable, priority_label
+
+    settings = _settings()
+    if status is not None and status not in StatusTable():
+        known = ", ".join(row.status for row in StatusTable())
+        raise UserError(f"--status {status!r} is not a status; use one of {known}")
+
+    async def go() -> list[dict[str, object]]:
+        url = await resolve_database_url(settings)
+        await upgrade(url)
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as conn:
+                found = await load_tasks(conn, status=status)
+        finally:
+            await engine.dispose()
+        return [
+            {
+                "id": t.id,
+                "notion_page_id": t.notion_page_id,
+                "title": t.title,
+                "channel": t.channel,
+                "status": t.status,
+                "priority": priority_label(t.priority),
+                "attempts": t.attempts,
+                "updated_at": t.updated_at.isoformat(),
+            }
+            for t in found
+        ]
+
+    rows = _run(go())
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("id", "title", "channel", "status", "priority", "attempts", "updated")
+    for row in rows:
+        table.add_row(*(str(row[k]) for k in ("id", "title", "channel", "status", "priority",
+                                               "attempts", "updated_at")))  # fmt: skip
+    Console().print(table if rows else "no tasks")
+
+
+@app.command()
+def sandbox(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 8765,
+    videos: Annotated[int, typer.Option(help="Draft entries in the seeded calendar.")] = 20,
+    channels: Annotated[str, typer.Option(help="Comma-separated channel ids.")] = "science,history",
+    status_type: Annotated[
+        str, typer.Option(help="Type of the Status property: status or select.")
+    ] = "status",
+    rps: Annotated[float, typer.Option(help="Rate limit, requests per second.")] = 3.0,
+    burst: Annotated[int, typer.Option(help="Requests allowed at once above the rate.")] = 6,
+    token: Annotated[str, typer.Option(help="The token clients must send.")] = (
+        "secret_sandbox_token"
+    ),
+) -> None:
+    """Serve a local emulator of the Notion API, seeded with a content calendar."""
+    from reelqueue.sandbox import SandboxConfig, serve
+
+    if status_type not in {"status", "select"}:
+        raise UserError(f"--status-type must be 'status' or 'select' (got {status_type!r})")
+    names = tuple(c.strip() for c in channels.split(",") if c.strip())
+    if not names:
+        raise UserError("--channels needs at least one channel id, e.g. science,history")
+    configure_logging()
+    serve(
+        SandboxConfig(
+            port=port,
+            videos=videos,
+            channels=names,
+            status_type=status_type,
+            rps=rps,
+            burst=burst,
+            token=token,
+        )
+    )
+
+
+@app.command()
+def demo(
+    videos: Annotated[int, typer.Option(help="Draft videos the creator sets to Queued.")] = 20,
+    webhooks: Annotated[bool, typer.Option(help="Subscribe to the sandbox's webhooks.")] = True,
+    faults: Annotated[
+        bool, typer.Option(help="Inject 20% 5xx, duplicated, reordered and late webhooks.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="End with the summary as JSON.")] = False,
+) -> None:
+    """Run everything locally: database, Notion sandbox, the service, and the creator's edit."""
+    from reelqueue.demo import DemoOptions, run_demo
+
+    if videos < 1:
+        raise UserError("--videos must be at least 1")
+    settings = load_settings()
+    for secret in settings.secrets():
+        register_secret(secret)
+    level = settings.log_level if "REELQUEUE_LOG_LEVEL" in os.environ else "warning"
+    configure_logging(level, settings.log_format)
+    console = Console(stderr=as_json)
+    options = DemoOptions(videos=videos, webhooks=webhooks, faults=faults)
+    summary = _run(run_demo(settings, options, console))
+    if as_json:
+        typer.echo(summary.as_json())
+
+
+def main() -> None:
+    """Entry point: a user's mistake is one line on stderr and exit code 2, never a traceback."""
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"reelqueue: error: {exc}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("reelqueue: interrupted")
+        sys.exit(130)

@@ -1,0 +1,41 @@
+"""Ingest: Notion changes (polls, reconciles, webhook doorbell) turned into queue reactions."""
+
+from reelqueue.ingest.doorbell import Doorbell, Rings
+from reelqueue.ingest.poller import PassResult, Poller, floor_minute
+from reelqueue.ingest.reactions import ReactionSummary, Reactor, parse_priority
+from reelqueue.ingest.snapshot import PageSnapshot
+from reelqueue.ingest.validation import MAX_TITLE_LENGTH, invalid_reason
+from reelqueue.ingest.webhooks import (
+    DOORBELL_CHANNEL,
+    MAX_BODY_BYTES,
+    Delivery,
+    Verdict,
+    load_webhook_token,
+    parse_delivery,
+    record_event,
+    signature_matches,
+    store_webhook_token,
+)
+
+__all__ = [
+    "DOORBELL_CHANNEL",
+    "MAX_BODY_BYTES",
+    "MAX_TITLE_LENGTH",
+    "Delivery",
+    "Doorbell",
+    "PageSnapshot",
+    "PassResult",
+    "Poller",
+    "ReactionSummary",
+    "Reactor",
+    "Rings",
+    "Verdict",
+    "floor_minute",
+    "invalid_reason",
+    "load_webhook_token",
+    "parse_delivery",
+    "parse_priority",
+    "record_event",
+    "signature_matches",
+    "store_webhook_token",
+]

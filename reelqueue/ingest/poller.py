@@ -1,0 +1,214 @@
+"""Reading changes from a Notion data source: incremental polls and full reconciles.
+
+Notion floors `last_edited_time` to the minute, so an edit late in a minute carries
+a time earlier than our last poll. Each incremental query therefore asks for pages
+edited `on_or_after` the minute floor of the previous poll's start minus an overlap,
+and the reactions skip what they have already seen (by page and values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelqueue.calendar import CalendarSchema
+from reelqueue.db.models import SYNC_STATE
+from reelqueue.ingest.reactions import ReactionSummary, Reactor
+from reelqueue.ingest.snapshot import PageSnapshot
+from reelqueue.notion import NotionClient, NotionNotFound, Priority
+from reelqueue.queue import mark_missing
+from reelqueue.statuses import Kind, StatusTable
+
+__all__ = ["PassResult", "Poller", "floor_minute"]
+
+log = structlog.get_logger(__name__)
+
+_sync = SYNC_STATE
+
+
+def floor_minute(moment: datetime) -> datetime:
+    """The start of the minute holding `moment`, as Notion stores edit times."""
+    return moment.replace(second=0, microsecond=0)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+@dataclass
+class PassResult:
+    """What one pass over a data source read and did."""
+
+    kind: str
+    pages: int = 0
+    queries: int = 0
+    summary: ReactionSummary = field(default_factory=ReactionSummary)
+
+
+class Poller:
+    """Incremental polls, full reconciles and page fetches for one data source."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        notion: NotionClient,
+        schema: CalendarSchema,
+        reactor: Reactor,
+        table: StatusTable,
+        *,
+        overlap: timedelta = timedelta(seconds=60),
+        database_id: str = "",
+    ) -> None:
+        self._engine = engine
+        self._notion = notion
+        self._schema = schema
+        self._reactor = reactor
+        self._table = table
+        self._overlap = overlap
+        self._database_id = database_id
+
+    @property
+    def data_source_id(self) -> str:
+        """The data source this poller reads."""
+        return self._schema.data_source_id
+
+    def _filter_properties(self) -> list[str]:
+        return [pid for pid in self._schema.property_ids.values() if pid]
+
+    async def _react(self, pages: Sequence[dict[str, Any]], result: PassResult) -> None:
+        snapshots = [PageSnapshot.from_page(p, self._schema.names) for p in pages]
+        result.pages += len(snapshots)
+        if not snapshots:
+            return
+        async with self._engine.begin() as conn:
+            result.summary.add(await self._reactor.react(conn, snapshots))
+
+    async def _query(self, result: PassResult, query_filter: dict[str, Any]) -> datetime | None:
+        """Run one filtered query to its end; returns where to resume if the row cap hit."""
+        cursor: str | None = None
+        newest: datetime | None = None
+        while True:
+            page = await self._notion.query_data_source(
+                self.data_source_id,
+                filter=query_filter,
+                sorts=[{"timestamp": "last_edited_time", "direction": "ascending"}],
+                start_cursor=cursor,
+                filter_properties=self._filter_properties(),
+                priority=Priority.INGEST,
+            )
+            result.queries += 1
+            await self._react(page.results, result)
+            for item in page.results:
+                edited = PageSnapshot.from_page(item, self._schema.names).last_edited_time
+                if edited is not None and (newest is None or edited > newest):
+                    newest = edited
+            if page.incomplete:
+                return newest
+            if not page.has_more or not page.next_cursor:
+                return None
+            cursor = page.next_cursor
+
+    async def incremental(self) -> PassResult:
+        """Read what changed since the last poll (a full reconcile the first time)."""
+        started = datetime.now(UTC)
+        watermark = await self._watermark()
+        if watermark is None:
+            return await self.reconcile()
+        result = PassResult("incremental")
+        since = floor_minute(watermark - self._overlap)
+        while True:
+            time_filter = {
+                "timestamp": "last_edited_time",
+                "last_edited_time": {"on_or_after": _iso(since)},
+            }
+            resume = await self._query(result, time_filter)
+            if resume is None:
+                break
+            narrower = floor_minute(resume)
+            if narrower <= since:
+                log.warning(
+                    "more than 10,000 pages edited within one minute; the rest waits for the "
+                    "next full reconcile",
+                    data_source_id=self.data_source_id,
+                )
+                break
+            since = narrower
+        await self._save(watermark=started)
+        return result
+
+    def _actionable_labels(self) -> list[str]:
+        statuses = ["queued", "cancelled"]
+        statuses += [row.approval for row in self._table if row.approval]
+        statuses += self._table.statuses_of(Kind.ERROR)
+        return [self._table.label(s) for s in statuses]
+
+    async def reconcile(self) -> PassResult:
+        """Read every page whose Status asks something of us, whatever its edit time.
+
+        The first reconcile of a data source also starts its watermark: there are no
+        tasks yet whose other edits could have been missed.
+        """
+        started = datetime.now(UTC)
+        first = await self._watermark() is None
+        result = PassResult("reconcile")
+        kind = self._schema.status_type
+        status_filter = {
+            "or": [
+                {"property": self._schema.names.status, kind: {"equals": label}}
+                for label in self._actionable_labels()
+            ]
+        }
+        await self._query(result, status_filter)
+        await self._save(watermark=started if first else None, reconciled=True)
+        return result
+
+    async def fetch_pages(self, page_ids: Sequence[str]) -> PassResult:
+        """Read single pages (say, after a page.deleted event); gone ones are marked."""
+        result = PassResult("fetch")
+        found: list[dict[str, Any]] = []
+        gone: dict[str, str] = {}
+        for page_id in page_ids:
+            try:
+                page = await self._notion.retrieve_page(page_id, priority=Priority.INGEST)
+            except NotionNotFound:
+                gone[page_id] = "unshared"
+                continue
+            finally:
+                result.queries += 1
+            if page.get("in_trash") or page.get("archived"):
+                gone[page_id] = "deleted"
+            else:
+                found.append(page)
+        await self._react(found, result)
+        if gone:
+            async with self._engine.begin() as conn:
+                result.summary.outcomes["missing"] += await mark_missing(conn, gone)
+        return result
+
+    async def _watermark(self) -> datetime | None:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(
+                select(_sync.c.watermark).where(_sync.c.data_source_id == self.data_source_id)
+            )
+        return value
+
+    async def _save(self, *, watermark: datetime | None = None, reconciled: bool = False) -> None:
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {"updated_at": now}
+        if watermark is not None:
+            values["watermark"] = watermark
+        if reconciled:
+            values["last_full_reconcile_at"] = now
+        statement = pg_insert(_sync).values(
+            data_source_id=self.data_source_id, database_id=self._database_id, **values
+        )
+        statement = statement.on_conflict_do_update(index_elements=["data_source_id"], set_=values)
+        async with self._engine.begin() as conn:
+            await conn.execute(statement)

@@ -1,0 +1,312 @@
+"""Reactions: what a creator's edit in Notion does to the queue, one transaction per batch.
+
+Queued creates or re-queues a task (or is a logged no-op for an active one); an
+invalid Queued entry becomes Invalid Input with the reason in its Error Log;
+Cancelled cancels; Draft pulls an active task back; an approval label opens the
+gate the task waits at; an error label at a gate rejects that step; a Priority edit
+reprioritises. A page whose Status and Priority are what we last saw is skipped.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from reelqueue.config import Channels
+from reelqueue.ingest.snapshot import PageSnapshot
+from reelqueue.ingest.validation import invalid_reason
+from reelqueue.queue import (
+    NewTask,
+    TaskChange,
+    TaskRecord,
+    apply_changes,
+    fields_to_write,
+    insert_tasks,
+    load_tasks_by_page,
+    page_fields,
+)
+from reelqueue.statuses import PRIORITIES, Kind, StatusTable
+
+__all__ = ["ReactionSummary", "Reactor", "parse_priority"]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PRIORITY = PRIORITIES["Normal"]
+
+
+def parse_priority(label: str | None) -> int:
+    """High, Normal or Low from a Priority label (decorations like '✹ High' allowed)."""
+    if not label:
+        return DEFAULT_PRIORITY
+    words = label.casefold()
+    for name, value in PRIORITIES.items():
+        if name.casefold() in words:
+            return value
+    return DEFAULT_PRIORITY
+
+
+@dataclass
+class ReactionSummary:
+    """What one batch of page reads did, counted by outcome."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: ReactionSummary) -> None:
+        """Fold another batch's counts into this one."""
+        self.outcomes.update(other.outcomes)
+
+    def __getitem__(self, outcome: str) -> int:
+        return self.outcomes[outcome]
+
+
+def _seen(page: PageSnapshot) -> dict[str, Any]:
+    return {
+        "status": page.status_label,
+        "priority": page.priority_label,
+        "error_log": page.error_log,
+        "youtube_url": page.youtube_url,
+    }
+
+
+def _actor(page: PageSnapshot) -> str:
+    return f"notion:{page.last_edited_by or 'unknown'}"
+
+
+def _edited(page: PageSnapshot) -> datetime:
+    return page.last_edited_time or datetime.min.replace(tzinfo=UTC)
+
+
+def _latest_per_page(pages: Sequence[PageSnapshot]) -> list[PageSnapshot]:
+    """One snapshot per page: the most recently edited (the later read on a tie)."""
+    latest: dict[str, PageSnapshot] = {}
+    for page in pages:
+        held = latest.get(page.page_id)
+        if held is None or _edited(page) >= _edited(held):
+            latest[page.page_id] = page
+    return list(latest.values())
+
+
+class Reactor:
+    """Turns page snapshots into task changes, under the deployment's vocabulary."""
+
+    def __init__(self, table: StatusTable, channels: Channels) -> None:
+        self._table = table
+        self._channels = channels
+
+    async def react(self, conn: AsyncConnection, pages: Sequence[PageSnapshot]) -> ReactionSummary:
+        """Apply one batch of page reads in the caller's transaction."""
+        summary = ReactionSummary()
+        batch = _latest_per_page(pages)
+        tasks = await load_tasks_by_page(conn, (p.page_id for p in batch), lock=True)
+        new: list[NewTask] = []
+        changes: list[TaskChange] = []
+        for page in batch:
+            task = tasks.get(page.page_id)
+            if task is None:
+                outcome = self._plan_new(page, new)
+            else:
+                outcome = self._plan_existing(page, task, changes)
+            summary.outcomes[outcome] += 1
+        created = await insert_tasks(
+            conn, new, actor="notion", table=self._table, reason="set to Queued in Notion"
+        )
+        for task in created:
+            log.info(
+                "task created",
+                notion_page_id=task.notion_page_id,
+                task_id=task.id,
+                status=task.status,
+                title=task.title,
+            )
+        summary.outcomes["raced"] += len(new) - len(created)
+        await apply_changes(conn, changes)
+        return summary
+
+    def _plan_new(self, page: PageSnapshot, new: list[NewTask]) -> str:
+        if page.in_trash or self._table.status_for_label(page.status_label) != "queued":
+            return "ignored"
+        reason = invalid_reason(page, self._channels)
+        new.append(
+            NewTask(
+                notion_page_id=page.page_id,
+                data_source_id=page.data_source_id or "",
+                channel=page.channel or "",
+                title=page.title,
+                topic=page.topic,
+                story_direction=page.story_direction,
+                priority=parse_priority(page.priority_label),
+                status="invalid" if reason else "queued",
+                notion_seen=_seen(page),
+                error_log=reason or "",
+            )
+        )
+        if reason:
+            log.info("entry is invalid", notion_page_id=page.page_id, reason=reason)
+            return "invalid"
+        return "created"
+
+    def _plan_existing(
+        self, page: PageSnapshot, task: TaskRecord, changes: list[TaskChange]
+    ) -> str:
+        seen = task.notion_seen
+        if seen.get("status") == page.status_label and seen.get("priority") == page.priority_label:
+            if seen != _seen(page):
+                changes.append(self._record_only(page, task))
+            return "unchanged"
+        wanted = self._table.status_for_label(page.status_label)
+        priority = parse_priority(page.priority_label)
+        values: dict[str, Any] = {"notion_seen": _seen(page)}
+        if priority != task.priority and self._table[task.status].kind is not Kind.DONE:
+            values["priority"] = priority
+            log.info(
+                "task reprioritised",
+                notion_page_id=page.page_id,
+                task_id=task.id,
+                priority=page.priority_label,
+            )
+        if wanted is None or wanted == task.status or seen.get("status") == page.status_label:
+            changes.append(self._record_only(page, task, values))
+            return "reprioritised" if "priority" in values else "unchanged"
+        target, outcome, reason = self._decide(page, task, wanted, values)
+        if target is None:
+            log.info(
+                "edit ignored",
+                notion_page_id=page.page_id,
+                task_id=task.id,
+                label=page.status_label,
+                status=task.status,
+                reason=reason,
+            )
+            changes.append(
+                TaskChange(
+                    task_id=task.id,
+                    notion_page_id=task.notion_page_id,
+                    from_status=task.status,
+                    to_status=task.status,
+                    actor=_actor(page),
+                    reason=reason,
+                    values=values,
+                    push=self._needs_push(task, task.status, values),
+                )
+            )
+            return outcome
+        log.info(
+            f"task {outcome}",
+            notion_page_id=page.page_id,
+            task_id=task.id,
+            from_status=task.status,
+            to_status=target,
+        )
+        changes.append(
+            TaskChange(
+                task_id=task.id,
+                notion_page_id=task.notion_page_id,
+                from_status=task.status,
+                to_status=target,
+                actor=_actor(page),
+                reason=reason,
+                values=values,
+                push=self._needs_push(task, target, values),
+            )
+        )
+        return outcome
+
+    def _needs_push(self, task: TaskRecord, status: str, values: dict[str, Any]) -> bool:
+        """Whether the page, as just read, differs from the task after this change."""
+        desired = page_fields(
+            self._table,
+            status,
+            values.get("error_log", task.error_log),
+            values.get("youtube_url", task.youtube_url),
+        )
+        return bool(fields_to_write(desired, values["notion_seen"]))
+
+    def _decide(
+        self, page: PageSnapshot, task: TaskRecord, wanted: str, values: dict[str, Any]
+    ) -> tuple[str | None, str, str]:
+        """The status the task moves to (None: stays), the outcome's name, and why."""
+        current = self._table[task.status]
+        label = page.status_label
+        if wanted == "queued":
+            if self._table.is_active(task.status):
+                return (
+                    None,
+                    "noop",
+                    f"already active ({current.label}); Queued again changes nothing",
+                )
+            return self._requeue(page, task, values)
+        if wanted == "cancelled":
+            if current.kind is Kind.DONE:
+                return None, "noop", "already published; it cannot be cancelled"
+            values["resume_step"] = None
+            return "cancelled", "cancelled", "set to Cancelled in Notion"
+        if wanted == "draft":
+            if not self._table.is_active(task.status):
+                return "draft", "drafted", "set back to Draft in Notion"
+            return "draft", "drafted", "pulled back to Draft in Notion"
+        gate = self._table.gate_for_approval(wanted)
+        if gate is not None:
+            if task.status == gate.status:
+                return wanted, "approved", f"{label} set in Notion"
+            return None, "noop", f"{label} does not apply: the task is at {current.label}"
+        target = self._table[wanted]
+        at_gate = current.kind is Kind.GATE and target.kind is Kind.ERROR
+        if at_gate and target.step == self._step_before_gate(task.status):
+            values["resume_step"] = target.step
+            return (
+                wanted,
+                "rejected",
+                f"{label} set in Notion at {current.label}: redo the step",
+            )
+        return (
+            None,
+            "noop",
+            f"{label} is set by reelqueue, not by hand; the task is at {current.label}",
+        )
+
+    def _requeue(
+        self, page: PageSnapshot, task: TaskRecord, values: dict[str, Any]
+    ) -> tuple[str | None, str, str]:
+        reason = invalid_reason(page, self._channels)
+        values.update(
+            title=page.title,
+            topic=page.topic,
+            story_direction=page.story_direction,
+            channel=page.channel or "",
+            attempts=0,
+        )
+        if reason:
+            values["error_log"] = reason
+            log.info("entry is invalid", notion_page_id=page.page_id, reason=reason)
+            return "invalid", "invalid", reason
+        kind = self._table[task.status].kind
+        values["error_log"] = ""
+        values["resume_step"] = self._table[task.status].step if kind is Kind.ERROR else None
+        if kind is not Kind.ERROR:
+            values["youtube_url"] = None
+        return "queued", "requeued", f"re-queued from {self._table.label(task.status)} in Notion"
+
+    def _step_before_gate(self, gate_status: str) -> str | None:
+        """The step whose output a gate reviews (assets for Assets Ready, ...)."""
+        previous = next((row for row in self._table if row.next == gate_status), None)
+        return previous.step if previous is not None else None
+
+    @staticmethod
+    def _record_only(
+        page: PageSnapshot, task: TaskRecord, values: dict[str, Any] | None = None
+    ) -> TaskChange:
+        return TaskChange(
+            task_id=task.id,
+            notion_page_id=task.notion_page_id,
+            from_status=task.status,
+            to_status=task.status,
+            actor=_actor(page),
+            values=values or {"notion_seen": _seen(page)},
+            push=False,
+        )

@@ -1,0 +1,89 @@
+"""LISTEN on PostgreSQL channels with one connection, reconnecting when it is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+
+import asyncpg
+import structlog
+
+__all__ = ["Listener"]
+
+log = structlog.get_logger(__name__)
+
+Callback = Callable[[str, str], None]
+
+
+class Listener:
+    """Calls `callback(channel, payload)` for each notification on `channels`.
+
+    A lost connection (server restart, `pg_terminate_backend`) is re-opened with a
+    short backoff and `on_reconnect` is called, since notifications sent while
+    disconnected are gone: the caller should look for work it may have missed.
+    Stopping before starting, or twice, is fine.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        channels: Sequence[str],
+        callback: Callback,
+        *,
+        on_reconnect: Callable[[], None] | None = None,
+        check_interval_s: float = 1.0,
+    ) -> None:
+        self._url = url
+        self._channels = list(channels)
+        self._callback = callback
+        self._on_reconnect = on_reconnect
+        self._check_interval_s = check_interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+
+    def start(self) -> None:
+        """Begin listening in a background task."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="listener")
+
+    async def stop(self) -> None:
+        """Stop listening and close the connection."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _deliver(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        self._callback(channel, payload)
+
+    async def _run(self) -> None:
+        delay = 0.1
+        first = True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._url)
+                for channel in self._channels:
+                    await conn.add_listener(channel, self._deliver)
+                self.connected.set()
+                if not first:
+                    self.reconnects += 1
+                    log.info("listener reconnected", channels=self._channels)
+                    if self._on_reconnect is not None:
+                        self._on_reconnect()
+                first, delay = False, 0.1
+                while not conn.is_closed():
+                    await asyncio.sleep(self._check_interval_s)
+                    await conn.execute("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("listener connection lost", error=str(exc), retry_in_s=delay)
+            finally:
+                self.connected.clear()
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=1))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)

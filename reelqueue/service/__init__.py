@@ -1,0 +1,20 @@
+"""The running service: one process's web app, leader election, ingest and push-back."""
+
+from reelqueue.service.coordinator import Coordinator
+from reelqueue.service.notion_setup import check_notion, setup_notion
+from reelqueue.service.runner import (
+    Service,
+    ServiceOptions,
+    load_calendars,
+    require_notion_settings,
+)
+
+__all__ = [
+    "Coordinator",
+    "Service",
+    "ServiceOptions",
+    "check_notion",
+    "load_calendars",
+    "require_notion_settings",
+    "setup_notion",
+]

@@ -1,0 +1,236 @@
+"""One `reelqueue run` process: web app, leader election, and (as leader) ingest and push-back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelqueue.calendar import CalendarSchema, PropertyNames, check_schema
+from reelqueue.config import Channels, Settings
+from reelqueue.db import create_engine, upgrade
+from reelqueue.errors import UserError
+from reelqueue.ingest import DOORBELL_CHANNEL, Doorbell, Poller, Reactor
+from reelqueue.notion import NotionAPIError, NotionClient, explain, normalize_id
+from reelqueue.pushback import Pusher
+from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
+from reelqueue.service.coordinator import Coordinator
+from reelqueue.statuses import StatusTable
+from reelqueue.web import WebServer, WebState, create_app
+
+__all__ = ["Service", "ServiceOptions", "load_calendars", "require_notion_settings"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """How this process serves: where the web app listens, and how fast it answers events."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    doorbell_window_s: float = 0.3
+    leader_retry_s: float = 1.0
+
+
+def require_notion_settings(settings: Settings) -> str:
+    """The Notion token; a missing token or database list is one clear line."""
+    if settings.notion_token is None or not settings.notion_token.get_secret_value():
+        raise UserError(
+            "NOTION_TOKEN is not set: create an integration at "
+            "https://www.notion.so/profile/integrations and export its secret as NOTION_TOKEN"
+        )
+    if not settings.notion_database_ids:
+        raise UserError(
+            "NOTION_DATABASE_IDS is not set: export the content calendar's database id or URL "
+            "(comma-separated for several)"
+        )
+    return settings.notion_token.get_secret_value()
+
+
+async def load_calendars(
+    notion: NotionClient, settings: Settings, table: StatusTable, channels: Channels
+) -> list[tuple[str, CalendarSchema]]:
+    """Resolve every configured database to its data sources and check each one's schema."""
+    calendars: list[tuple[str, CalendarSchema]] = []
+    for ref in settings.notion_database_ids:
+        database_id = normalize_id(ref)
+        try:
+            sources = await notion.resolve_data_sources(database_id)
+            for source in sources:
+                data_source = await notion.retrieve_data_source(source.data_source_id)
+                report = check_schema(
+                    data_source, PropertyNames(), table.labels, [c.id for c in channels.channels]
+                )
+                calendars.append((database_id, report.schema(PropertyNames())))
+        except NotionAPIError as exc:
+            raise UserError(explain(exc, database_id=database_id)) from None
+    return calendars
+
+
+class Service:
+    """Everything `reelqueue run` runs in one process. Start once; stopping twice is fine."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        channels: Channels,
+        *,
+        database_url: str,
+        options: ServiceOptions | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = settings
+        self._channels = channels
+        self._url = database_url
+        self._options = options or ServiceOptions()
+        self._transport = transport
+        self._table = StatusTable(settings.status_labels)
+        self._stop = asyncio.Event()
+        self._leader_task: asyncio.Task[None] | None = None
+        self._election = LeaderElection(database_url, retry_s=self._options.leader_retry_s)
+        self._engine: AsyncEngine | None = None
+        self._web: WebServer | None = None
+        self.notion: NotionClient | None = None
+        self.coordinator: Coordinator | None = None
+        self.leading = asyncio.Event()
+        self.bot_user_id: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """Where the web app listens."""
+        assert self._web is not None, "the service has not started"
+        return self._web.base_url
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this process currently runs ingest and push-back."""
+        return self._election.is_leader.is_set()
+
+    async def start(self) -> None:
+        """Check settings and Notion, migrate, serve the web app, and stand for leader."""
+        token = require_notion_settings(self._settings)
+        await upgrade(self._url)
+        self._engine = create_engine(self._url)
+        self.notion = NotionClient(
+            token,
+            base_url=self._settings.notion_api_url,
+            rate_limit=self._settings.notion_rate_limit,
+            burst=self._settings.notion_rate_burst,
+            transport=self._transport,
+        )
+        try:
+            me = await self.notion.me()
+        except NotionAPIError as exc:
+            raise UserError(explain(exc)) from None
+        self.bot_user_id = normalize_id(str(me["id"]))
+        calendars = await load_calendars(self.notion, self._settings, self._table, self._channels)
+        webhook_token = self._settings.notion_webhook_token
+        state = WebState(
+            engine=self._engine,
+            bot_user_id=self.bot_user_id,
+            configured_webhook_token=webhook_token.get_secret_value() if webhook_token else None,
+            is_leader=lambda: self.is_leader,
+            notion_health=lambda: "ok",
+        )
+        self._web = WebServer(create_app(state), host=self._options.host, port=self._options.port)
+        await self._web.start()
+        log.info("serving", url=self._web.base_url, data_sources=len(calendars))
+        self._leader_task = asyncio.create_task(self._lead(calendars), name="leader")
+
+    async def stop(self) -> None:
+        """Stop leading, stop serving, and close connections."""
+        self._stop.set()
+        task, self._leader_task = self._leader_task, None
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._web is not None:
+            await self._web.stop()
+            self._web = None
+        if self.notion is not None:
+            await self.notion.aclose()
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    async def wait_stopped(self) -> None:
+        """Return when `stop()` has been asked for."""
+        await self._stop.wait()
+
+    def _on_notify(self, doorbell: Doorbell) -> Callable[[str, str], None]:
+        def deliver(channel: str, payload: str) -> None:
+            if channel == OUTBOX_CHANNEL:
+                doorbell.ring(ingest=False, push=True)
+                return
+            page: str | None = None
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                body = json.loads(payload)
+                if body.get("type") == "page.deleted":
+                    page = body.get("page")
+            doorbell.ring(ingest=True, fetch=page)
+
+        return deliver
+
+    def _build(
+        self, calendars: list[tuple[str, CalendarSchema]], doorbell: Doorbell
+    ) -> Coordinator:
+        assert self._engine is not None
+        assert self.notion is not None
+        reactor = Reactor(self._table, self._channels)
+        pollers = [
+            Poller(self._engine, self.notion, schema, reactor, self._table, database_id=database)
+            for database, schema in calendars
+        ]
+        schemas = {schema.data_source_id: schema for _, schema in calendars}
+        pusher = Pusher(self._engine, self.notion, schemas, self._table)
+        return Coordinator(
+            pollers,
+            pusher,
+            doorbell,
+            poll_interval_s=self._settings.poll_interval_s,
+            reconcile_interval_s=self._settings.reconcile_interval_s,
+        )
+
+    async def _lead(self, calendars: list[tuple[str, CalendarSchema]]) -> None:
+        while not self._stop.is_set():
+            if not await self._election.acquire(self._stop):
+                break
+            await self._lead_term(calendars)
+        await self._election.release()
+
+    async def _lead_term(self, calendars: list[tuple[str, CalendarSchema]]) -> None:
+        """Lead until stopped or until leadership is lost; a crash gives leadership up."""
+        doorbell = Doorbell(self._options.doorbell_window_s)
+        listener = Listener(
+            self._url,
+            [DOORBELL_CHANNEL, OUTBOX_CHANNEL],
+            self._on_notify(doorbell),
+            on_reconnect=lambda: doorbell.ring(push=True),
+        )
+        listener.start()
+        self.coordinator = self._build(calendars, doorbell)
+        self.leading.set()
+        running = asyncio.create_task(self.coordinator.run(self._stop), name="coordinator")
+        watching = asyncio.create_task(self._election.watch(), name="leader-watch")
+        try:
+            done, _ = await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (running, watching):
+                task.cancel()
+            for task in (running, watching):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            self.leading.clear()
+            await listener.stop()
+        error = running.exception() if running in done else None
+        if error is not None:
+            log.error("leader stopped on an error; standing again", error=repr(error))
+            await self._election.release()
+            await asyncio.sleep(self._options.leader_retry_s)

@@ -1,0 +1,107 @@
+"""Run the real `reelqueue` command in a subprocess, as a person or a supervisor would."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from reelqueue.sandbox import SandboxAdmin
+
+CHANNELS_YAML = """\
+channels:
+  - id: science
+    name: Science Explained
+  - id: history
+    name: History Retold
+"""
+
+
+def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for the command: no inherited reelqueue or Notion settings."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NOTION_", "REELQUEUE_", "DATABASE_URL"))
+    }
+    env["REELQUEUE_DATA_DIR"] = str(tmp_path / "data")
+    env["REELQUEUE_LOG_FORMAT"] = "json"
+    env.update(extra)
+    return env
+
+
+def service_env(tmp_path: Path, sandbox: SandboxAdmin, database_url: str) -> dict[str, str]:
+    """The environment of `reelqueue run` against the sandbox and the test's database."""
+    channels = tmp_path / "channels.yaml"
+    channels.write_text(CHANNELS_YAML)
+    return cli_env(
+        tmp_path,
+        DATABASE_URL=database_url,
+        NOTION_TOKEN=sandbox.token,
+        NOTION_API_URL=sandbox.base_url,
+        NOTION_DATABASE_IDS=sandbox.database_id,
+        REELQUEUE_CHANNELS=str(channels),
+        REELQUEUE_POLL_INTERVAL="2",
+    )
+
+
+def reelqueue(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run one command to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "reelqueue", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class RunningService:
+    """A `reelqueue run` process; its stderr is collected, its URL read from it."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "reelqueue", "run", "--port", "0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self._url: str | None = None
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line)
+            found = re.search(r"serving on (http://\S+)", line)
+            if found:
+                self._url = found.group(1)
+
+    def url(self, within_s: float = 60) -> str:
+        """The web app's base URL, once the process says it serves."""
+        deadline = time.monotonic() + within_s
+        while self._url is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("reelqueue run did not start:\n" + "".join(self.lines))
+            time.sleep(0.05)
+        return self._url
+
+    def stop(self) -> int:
+        """Terminate (if still running) and return the exit code."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()

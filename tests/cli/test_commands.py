@@ -1,0 +1,186 @@
+"""The other commands, run as a person would: status, tasks, webhook token, notion, demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelqueue.config import DEFAULT_CHANNELS
+from reelqueue.ingest import PageSnapshot, Reactor
+from reelqueue.sandbox import SandboxAdmin
+from reelqueue.statuses import StatusTable
+from tests.cli.helpers import cli_env, reelqueue, service_env
+
+
+def one_line_error(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+async def seed_tasks(engine: AsyncEngine) -> None:
+    pages = [
+        PageSnapshot(
+            page_id=f"00000000-0000-4000-8000-{i:012d}",
+            data_source_id="ds",
+            last_edited_time=None,
+            last_edited_by="person",
+            in_trash=False,
+            title=f"Video {i}",
+            channel=channel,
+            topic="A topic",
+            story_direction="",
+            status_label="Queued",
+            priority_label="High" if i == 0 else None,
+            error_log="",
+            youtube_url=None,
+        )
+        for i, channel in enumerate(["science", "science", "history"])
+    ]
+    async with engine.begin() as conn:
+        await Reactor(StatusTable(), DEFAULT_CHANNELS).react(conn, pages)
+
+
+async def test_status_and_tasks_report_the_queue(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    await seed_tasks(engine)
+    env = cli_env(tmp_path, DATABASE_URL=database_url)
+
+    status = reelqueue("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    counts = json.loads(status.stdout.strip().splitlines()[-1])
+    assert {(c["status"], c["channel"], c["count"]) for c in counts} == {
+        ("queued", "science", 2),
+        ("queued", "history", 1),
+    }
+
+    tasks = reelqueue("tasks", "--json", env=env)
+    assert tasks.returncode == 0, tasks.stderr
+    rows = json.loads(tasks.stdout.strip().splitlines()[-1])
+    assert len(rows) == 3
+    assert set(rows[0]) == {
+        "id", "notion_page_id", "title", "channel", "status", "priority", "attempts", "updated_at",
+    }  # fmt: skip
+    assert rows[0]["priority"] == "High"
+    assert rows[1]["priority"] == "Normal"
+
+    none = reelqueue("tasks", "--status", "published", "--json", env=env)
+    assert json.loads(none.stdout.strip().splitlines()[-1]) == []
+    bad = reelqueue("tasks", "--status", "done", env=env)
+    assert bad.returncode == 2
+    assert "'done' is not a status" in one_line_error(bad.stderr)
+
+    readable = reelqueue("status", env=env)
+    assert "science" in readable.stdout
+
+
+def test_a_bad_setting_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = reelqueue("status", env=cli_env(tmp_path, NOTION_RATE_LIMIT="-1"))
+    assert result.returncode == 2
+    assert one_line_error(result.stderr).startswith("reelqueue: error: NOTION_RATE_LIMIT:")
+
+
+def test_a_bad_channels_file_names_its_line(tmp_path: Path) -> None:
+    channels = tmp_path / "channels.yaml"
+    channels.write_text("channels:\n  - id: science\n    name: S\n    max_concurrent: lots\n")
+    env = cli_env(
+        tmp_path,
+        REELQUEUE_CHANNELS=str(channels),
+        NOTION_TOKEN="secret_x",
+        NOTION_DATABASE_IDS="3839ce7b60a481c8867af81fd71aa55c",
+    )
+    result = reelqueue("run", env=env)
+    assert result.returncode == 2
+    assert f"{channels} line 4: channels.0.max_concurrent" in one_line_error(result.stderr)
+
+
+async def test_webhook_token_is_printed_once_notion_sent_it(
+    database_url: str, tmp_path: Path, engine: AsyncEngine
+) -> None:
+    env = cli_env(tmp_path, DATABASE_URL=database_url)
+    before = reelqueue("webhook", "token", env=env)
+    assert before.returncode == 2
+    assert "no verification token yet" in one_line_error(before.stderr)
+    from reelqueue.ingest import store_webhook_token
+
+    async with engine.begin() as conn:
+        await store_webhook_token(conn, "secret_from_notion")
+    after = reelqueue("webhook", "token", env=env)
+    assert after.returncode == 0
+    assert after.stdout.strip() == "secret_from_notion"
+
+
+async def test_notion_check_reports_a_ready_calendar(
+    sandbox: SandboxAdmin, database_url: str, tmp_path: Path
+) -> None:
+    result = reelqueue("notion", "check", env=service_env(tmp_path, sandbox, database_url))
+    assert result.returncode == 0, result.stderr
+    assert "token ok" in result.stdout
+    assert "ready" in result.stdout
+    assert sandbox.token not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"NOTION_TOKEN": "secret_wrong"}, "Notion rejected NOTION_TOKEN (401 unauthorized)"),
+        (
+            {"NOTION_DATABASE_IDS": "0000000000004000800000000000dead"},
+            "Connections",
+        ),
+        ({"NOTION_DATABASE_IDS": "not-an-id"}, "not a Notion id"),
+    ],
+)
+async def test_notion_check_explains_the_common_mistakes(
+    sandbox: SandboxAdmin,
+    database_url: str,
+    tmp_path: Path,
+    override: dict[str, str],
+    expected: str,
+) -> None:
+    env = service_env(tmp_path, sandbox, database_url) | override
+    result = reelqueue("notion", "check", env=env)
+    assert result.returncode == 2
+    line = one_line_error(result.stderr)
+    assert expected in line
+    assert "secret_wrong" not in line
+
+
+async def test_notion_setup_adds_missing_status_options(
+    sandbox: SandboxAdmin, database_url: str, tmp_path: Path
+) -> None:
+    env = service_env(tmp_path, sandbox, database_url) | {
+        "REELQUEUE_STATUS_LABELS": json.dumps({"queued": "Ready to produce"})
+    }
+    check = reelqueue("notion", "check", env=env)
+    assert "Status lacks the options Ready to produce" in check.stdout
+    refused = reelqueue("notion", "setup", env=env)
+    assert refused.returncode == 2
+    assert "--yes" in one_line_error(refused.stderr)
+    setup = reelqueue("notion", "setup", "--yes", env=env)
+    assert setup.returncode == 0, setup.stderr
+    assert "added or extended Status" in setup.stdout
+    again = reelqueue("notion", "check", env=env)
+    assert "ready" in again.stdout
+    assert reelqueue("notion", "setup", "--yes", env=env).stdout.strip().endswith("nothing to add")
+
+
+@pytest.mark.timeout(240)
+def test_the_demo_queues_every_video_and_ends_with_json(
+    postgres_server_url: str, tmp_path: Path
+) -> None:
+    env = cli_env(tmp_path, DATABASE_URL=postgres_server_url)
+    result = reelqueue("demo", "--videos", "8", "--json", env=env, timeout=200)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["videos"] == 8
+    assert summary["queued"] == 8
+    assert summary["duplicates"] == 0
+    assert summary["rate_limited"] == 0
+    assert summary["seconds_to_all_queued"] < 10
+    assert sum(summary["notion_requests"].values()) >= 1

@@ -1,0 +1,80 @@
+"""`reelqueue run` as separate processes: one leader, a standby that takes over, clean exits."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from reelqueue.sandbox import SandboxAdmin
+from tests.cli.helpers import RunningService, cli_env, reelqueue, service_env
+from tests.fixtures.service import fetchval, until
+
+
+async def is_leader(url: str) -> bool:
+    async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+        answer = await client.get("/healthz")
+    return bool(answer.json()["leader"])
+
+
+@pytest.mark.timeout(180)
+async def test_the_standby_takes_over_within_five_seconds_without_duplicates(
+    sandbox: SandboxAdmin, database_url: str, tmp_path: Path
+) -> None:
+    env = service_env(tmp_path, sandbox, database_url)
+    first = RunningService(env)
+    second: RunningService | None = None
+    try:
+        first_url = await asyncio.to_thread(first.url)
+        await until(lambda: is_leader(first_url), within_s=20)
+        second = RunningService(env)
+        second_url = await asyncio.to_thread(second.url)
+        await asyncio.sleep(1.5)
+        assert not await is_leader(second_url), "two leaders at once"
+
+        first.process.send_signal(signal.SIGKILL)
+        first.process.wait(timeout=10)
+        killed = time.monotonic()
+        await until(lambda: is_leader(second_url), within_s=10)
+        assert time.monotonic() - killed < 5
+
+        pages = [p["id"] for p in await sandbox.pages()]
+        await sandbox.edit(pages, {"Status": {"status": {"name": "Queued"}}})
+
+        async def all_queued() -> bool:
+            return bool(await fetchval(database_url, "SELECT count(*) FROM tasks") == 20)
+
+        await until(all_queued, within_s=15)
+        distinct = await fetchval(database_url, "SELECT count(DISTINCT notion_page_id) FROM tasks")
+        assert distinct == 20
+        created = await fetchval(
+            database_url, "SELECT count(*) FROM task_events WHERE from_status IS NULL"
+        )
+        assert created == 20
+    finally:
+        first.stop()
+        exit_code = second.stop() if second is not None else None
+    assert second is not None
+    assert exit_code == 0, "".join(second.lines[-20:])
+    assert any("stopping" in line for line in second.lines)
+
+
+def test_run_without_a_token_fails_fast_with_one_line(tmp_path: Path) -> None:
+    result = reelqueue("run", env=cli_env(tmp_path, NOTION_DATABASE_IDS="abc"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "NOTION_TOKEN is not set" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_run_without_database_ids_fails_fast_with_one_line(tmp_path: Path) -> None:
+    result = reelqueue("run", env=cli_env(tmp_path, NOTION_TOKEN="secret_x"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip().splitlines()[0]]
+    assert "NOTION_DATABASE_IDS is not set" in result.stderr
+    assert "secret_x" not in result.stderr
