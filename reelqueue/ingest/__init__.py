@@ -1,6 +1,7 @@
 """Ingest: Notion changes (polls, reconciles, webhook doorbell) turned into queue reactions."""
 
 from reelqueue.ingest.doorbell import Doorbell, Rings
+from reelqueue.ingest.inbox import InboxWriter
 from reelqueue.ingest.poller import PassResult, Poller, floor_minute
 from reelqueue.ingest.reactions import ReactionSummary, Reactor, parse_priority
 from reelqueue.ingest.snapshot import PageSnapshot
@@ -10,9 +11,10 @@ from reelqueue.ingest.webhooks import (
     MAX_BODY_BYTES,
     Delivery,
     Verdict,
+    classify,
     load_webhook_token,
     parse_delivery,
-    record_event,
+    record_events,
     signature_matches,
     store_webhook_token,
 )
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_TITLE_LENGTH",
     "Delivery",
     "Doorbell",
+    "InboxWriter",
     "PageSnapshot",
     "PassResult",
     "Poller",
@@ -30,12 +33,13 @@ __all__ = [
     "Reactor",
     "Rings",
     "Verdict",
+    "classify",
     "floor_minute",
     "invalid_reason",
     "load_webhook_token",
     "parse_delivery",
     "parse_priority",
-    "record_event",
+    "record_events",
     "signature_matches",
     "store_webhook_token",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import datetime
 
 __all__ = ["Doorbell", "Rings"]
 
@@ -16,9 +17,19 @@ class Rings:
     ingest: bool = False
     push: bool = False
     pages_to_fetch: set[str] = field(default_factory=set)
+    newest_edit: datetime | None = None
+    untimed: bool = False
 
     def __bool__(self) -> bool:
         return self.count > 0
+
+    def needs_read_after(self, covered_until: datetime | None) -> bool:
+        """Whether some ring is for an edit that a read started at `covered_until` missed."""
+        if not self.ingest:
+            return False
+        if self.untimed or covered_until is None:
+            return True
+        return self.newest_edit is not None and self.newest_edit >= covered_until
 
 
 class Doorbell:
@@ -38,13 +49,25 @@ class Doorbell:
             self._event = asyncio.Event()
         return self._event
 
-    def ring(self, *, ingest: bool = True, push: bool = False, fetch: str | None = None) -> None:
-        """Note that something happened; safe to call from any task of the loop."""
-        self._pending.count += 1
-        self._pending.ingest |= ingest
-        self._pending.push |= push
+    def ring(
+        self,
+        *,
+        ingest: bool = True,
+        push: bool = False,
+        fetch: str | None = None,
+        edited_at: datetime | None = None,
+    ) -> None:
+        """Note that something happened (an edit at `edited_at`, if known)."""
+        pending = self._pending
+        pending.count += 1
+        pending.ingest |= ingest
+        pending.push |= push
+        if ingest and edited_at is None:
+            pending.untimed = True
+        elif ingest and edited_at is not None:
+            pending.newest_edit = max(edited_at, pending.newest_edit or edited_at)
         if fetch:
-            self._pending.pages_to_fetch.add(fetch)
+            pending.pages_to_fetch.add(fetch)
         self._signal().set()
 
     async def wait(self, max_wait_s: float | None) -> Rings:

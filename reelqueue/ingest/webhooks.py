@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,9 +28,10 @@ __all__ = [
     "TOKEN_KEY",
     "Delivery",
     "Verdict",
+    "classify",
     "load_webhook_token",
     "parse_delivery",
-    "record_event",
+    "record_events",
     "signature_matches",
     "store_webhook_token",
 ]
@@ -52,6 +54,7 @@ class Verdict(StrEnum):
 
     HANDSHAKE = "handshake"
     ACCEPTED = "accepted"
+    QUEUED = "queued"
     DUPLICATE = "duplicate"
     OWN_WRITE = "own_write"
     IGNORED = "ignored"
@@ -67,6 +70,7 @@ class Delivery:
     author_ids: tuple[str, ...]
     author_types: tuple[str, ...]
     data_source_id: str | None
+    timestamp: str | None
     body: dict[str, Any]
 
 
@@ -86,9 +90,20 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in a JSON value (PostgreSQL cannot store it)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def parse_delivery(body: Any) -> Delivery | None:
     """The event in a JSON body, or None when it is not an event at all."""
-    if not isinstance(body, dict):
+    if not isinstance(body, dict) or _has_nul(body):
         return None
     event_id, event_type = _str(body.get("id")), _str(body.get("type"))
     if event_id is None or event_type is None:
@@ -96,7 +111,8 @@ def parse_delivery(body: Any) -> Delivery | None:
     entity = _dict(body.get("entity"))
     data = _dict(body.get("data"))
     parent = _dict(data.get("parent"))
-    authors = [a for a in body.get("authors") or [] if isinstance(a, dict)]
+    listed = body.get("authors")
+    authors = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
     return Delivery(
         event_id=event_id,
         event_type=event_type,
@@ -104,41 +120,80 @@ def parse_delivery(body: Any) -> Delivery | None:
         author_ids=tuple(str(a.get("id", "")) for a in authors),
         author_types=tuple(str(a.get("type", "")) for a in authors),
         data_source_id=_str(parent.get("data_source_id")) or _str(parent.get("id")),
+        timestamp=_str(body.get("timestamp")),
         body=body,
     )
 
 
-async def record_event(
-    conn: AsyncConnection, delivery: Delivery, *, bot_user_id: str | None
-) -> Verdict:
-    """Put the event in the inbox once; say whether it should ring the doorbell.
-
-    A first-seen event of a handled type, not authored only by our own bot, rings
-    the doorbell for every process through NOTIFY (delivered at commit).
-    """
-    inserted = await conn.scalar(
-        pg_insert(_inbox)
-        .values(
-            event_id=delivery.event_id,
-            event_type=delivery.event_type,
-            entity_id=delivery.entity_id,
-            payload=delivery.body,
-        )
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(_inbox.c.id)
-    )
-    if inserted is None:
-        return Verdict.DUPLICATE
+def classify(delivery: Delivery, *, bot_user_id: str | None) -> Verdict:
+    """What an event asks of us, before knowing whether it was seen already."""
     if delivery.event_type not in HANDLED_EVENT_TYPES:
         return Verdict.IGNORED
     if bot_user_id and delivery.author_ids and set(delivery.author_ids) == {bot_user_id}:
         return Verdict.OWN_WRITE
-    payload = {"type": delivery.event_type, "page": delivery.entity_id}
-    await conn.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
-        {"channel": DOORBELL_CHANNEL, "payload": json.dumps(payload)},
-    )
     return Verdict.ACCEPTED
+
+
+def _doorbell_payload(delivery: Delivery) -> str:
+    return json.dumps(
+        {"type": delivery.event_type, "page": delivery.entity_id, "at": delivery.timestamp}
+    )
+
+
+async def record_events(
+    conn: AsyncConnection, deliveries: Sequence[Delivery], *, bot_user_id: str | None
+) -> list[Verdict]:
+    """Put events in the inbox in one statement, once each; ring the doorbell for the new ones.
+
+    A first-seen event of a handled type, not authored only by our own bot, rings the
+    doorbell of every process through NOTIFY (delivered at commit): page deletions one
+    by one, since they name the page to fetch, and all other events as one ring that
+    carries the newest edit time.
+    """
+    unique = list({d.event_id: d for d in deliveries}.values())
+    if not unique:
+        return []
+    rows = [
+        {
+            "event_id": d.event_id,
+            "event_type": d.event_type,
+            "entity_id": d.entity_id,
+            "payload": d.body,
+        }
+        for d in unique
+    ]
+    inserted = set(
+        (
+            await conn.scalars(
+                pg_insert(_inbox)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(_inbox.c.event_id)
+            )
+        ).all()
+    )
+    verdicts: list[Verdict] = []
+    rings: list[Delivery] = []
+    for delivery in deliveries:
+        if delivery.event_id not in inserted:
+            verdicts.append(Verdict.DUPLICATE)
+            continue
+        inserted.discard(delivery.event_id)
+        verdict = classify(delivery, bot_user_id=bot_user_id)
+        verdicts.append(verdict)
+        if verdict is Verdict.ACCEPTED:
+            rings.append(delivery)
+    deletions = [d for d in rings if d.event_type == "page.deleted"]
+    others = [d for d in rings if d.event_type != "page.deleted"]
+    if others:
+        newest = max(others, key=lambda d: d.timestamp or "")
+        deletions.append(newest)
+    for delivery in deletions:
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": DOORBELL_CHANNEL, "payload": _doorbell_payload(delivery)},
+        )
+    return verdicts
 
 
 async def store_webhook_token(conn: AsyncConnection, token: str) -> bool:

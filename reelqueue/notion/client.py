@@ -22,10 +22,11 @@ import structlog
 from notion_client import AsyncClient
 from notion_client.errors import HTTPResponseError, NotionClientErrorBase, RequestTimeoutError
 
-from reelqueue.notion.errors import NotionError, api_error
+from reelqueue.notion.errors import InvalidNotionId, NotionError, api_error
 from reelqueue.notion.ids import normalize_id
 from reelqueue.notion.limiter import Priority, TokenBucket, limiter_for
 from reelqueue.notion.transport import (
+    BASE_DELAY_S,
     DEFAULT_MAX_ATTEMPTS,
     RequestStats,
     RetryingTransport,
@@ -65,7 +66,11 @@ class QueryPage:
 
 
 class NotionClient:
-    """Calls to the Notion API, paced by the process-wide bucket of this token and retried."""
+    """Calls to the Notion API, paced by the process-wide bucket of this token and retried.
+
+    `transport` replaces the network under the limiter and retries (an ASGI app in tests);
+    `retry_base_s` is the first backoff step, doubling per attempt up to 20 s.
+    """
 
     def __init__(
         self,
@@ -77,6 +82,7 @@ class NotionClient:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry_base_s: float = BASE_DELAY_S,
     ) -> None:
         if not token:
             raise ValueError("a Notion token is required")
@@ -84,7 +90,10 @@ class NotionClient:
         self._token = token
         self._timeout_s = timeout_s
         self._transport = RetryingTransport(
-            limiter_for(token, rate_limit, burst), inner=transport, max_attempts=max_attempts
+            limiter_for(token, rate_limit, burst),
+            inner=transport,
+            max_attempts=max_attempts,
+            base_delay_s=retry_base_s,
         )
         self._http = httpx.AsyncClient(transport=self._transport, trust_env=False)
         self._sdk = AsyncClient(
@@ -191,15 +200,16 @@ class NotionClient:
         sources = database.get("data_sources")
         refs: list[DataSourceRef] = []
         for source in sources if isinstance(sources, list) else []:
-            if isinstance(source, dict) and isinstance(source.get("id"), str):
-                name = source.get("name")
-                refs.append(
-                    DataSourceRef(
-                        database_id=database_id,
-                        data_source_id=normalize_id(source["id"]),
-                        name=name if isinstance(name, str) else "",
-                    )
-                )
+            raw_id = source.get("id") if isinstance(source, dict) else None
+            try:
+                data_source_id = normalize_id(raw_id)
+            except InvalidNotionId:
+                log.warning("notion listed a data source without a valid id", source=source)
+                continue
+            name = source.get("name")
+            refs.append(
+                DataSourceRef(database_id, data_source_id, name if isinstance(name, str) else "")
+            )
         return refs
 
     async def retrieve_data_source(

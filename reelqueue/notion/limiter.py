@@ -21,6 +21,8 @@ import structlog
 
 log = structlog.get_logger(__name__)
 
+_MIN_SLEEP_S = 1e-6
+
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -146,7 +148,8 @@ class TokenBucket:
                 waiter.set_result(None)
             if not self.waiting:
                 return
-            await self._sleep((1 - self._tokens) / self._rate)
+            # At least a microsecond: a shortfall of one float ulp must still move the clock.
+            await self._sleep(max((1 - self._tokens) / self._rate, _MIN_SLEEP_S))
 
 
 def _check(rate: float, burst: int) -> None:

@@ -4,12 +4,14 @@ Parsing never raises: Notion pages come from the outside world, so a missing, nu
 oddly shaped value reads as None (or "" for text, [] for people and relations), and types
 reelqueue does not use (formula, files, unique_id, ...) are skipped. Building enforces
 Notion's write limits, which count UTF-16 code units as Notion does: at most 2,000 per
-rich-text element and 100 elements per property (longer text is cut and says so), URLs
-at most 2,000.
+rich-text element and 100 elements per property, and (to stay well under the 500 KB body
+limit) 400,000 bytes of encoded text; longer text is cut and says so. URLs hold at most
+2,000.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -169,10 +171,15 @@ def _split(text: str) -> list[str]:
     return chunks
 
 
+def _encoded_size(text: str) -> int:
+    """Bytes the text takes in the JSON body (control characters grow to \\uXXXX)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+
+
 def _fits(text: str) -> bool:
     return (
         len(text) <= _MAX_CHARS
-        and len(text.encode("utf-8")) <= MAX_TEXT_BYTES
+        and _encoded_size(text) <= MAX_TEXT_BYTES
         and len(_split(text)) <= MAX_TEXT_ELEMENTS
     )
 

@@ -6,7 +6,9 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
 - `GET /_sandbox/info` -> `{"base_url", "token", "database_ids", "data_source_ids",
   "bot_user_id", "person_user_id", "status_type"}`.
 - `POST /_sandbox/reset` `{"videos"?, "channels"?, "status_type"?, "rps"?, "burst"?,
-  "webhook_window_ms"?}`: a fresh calendar of Draft entries; a key left out takes the
+  "webhook_window_ms"?, "age_s"?, "queued"?}`: a fresh calendar of Draft entries (the
+  first `queued` of them Queued instead, all created and last edited `age_s` seconds
+  ago, so a test can start from a quiet calendar); a key left out takes the
   server's configured value (not the previous reset's). Clears faults, stats, cursors and
   subscriptions, and releases hung requests. Database and data source ids stay the same;
   page ids are new. Returns the info object.

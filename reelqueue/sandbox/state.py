@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from reelqueue.sandbox.config import STATUS_TYPES, SandboxConfig
@@ -39,6 +40,8 @@ class ResetOptions:
     rps: float
     burst: int
     webhook_window_ms: int
+    age_s: int = 0
+    queued: int = 0
 
     @classmethod
     def from_json(cls, data: Any, config: SandboxConfig) -> ResetOptions:
@@ -62,6 +65,8 @@ class ResetOptions:
             rps=data.get("rps", config.rps),
             burst=data.get("burst", config.burst),
             webhook_window_ms=data.get("webhook_window_ms", config.webhook_window_ms),
+            age_s=data.get("age_s", 0),
+            queued=data.get("queued", 0),
         )
         if not isinstance(options.videos, int) or not 0 <= options.videos <= 100_000:
             raise ValueError("videos must be an integer from 0 to 100000")
@@ -77,6 +82,10 @@ class ResetOptions:
             raise ValueError("burst must be an integer of at least 1")
         if not isinstance(options.webhook_window_ms, int) or options.webhook_window_ms < 0:
             raise ValueError("webhook_window_ms must be an integer of 0 or more")
+        if not isinstance(options.age_s, int) or options.age_s < 0:
+            raise ValueError("age_s must be an integer of 0 or more")
+        if not isinstance(options.queued, int) or not 0 <= options.queued <= options.videos:
+            raise ValueError("queued must be an integer from 0 to videos")
         return options
 
 
@@ -111,11 +120,15 @@ class SandboxState:
 
     def _build_calendar(self, options: ResetOptions) -> Calendar:
         rng = random.Random(f"{self.config.seed}:{self.generation}")
-        now = utc_now()
+        now = utc_now() - timedelta(seconds=options.age_s)
         schema = build_calendar_schema(rng, options.status_type, options.channels)
         calendar = Calendar("Content Calendar", options.status_type, now, schema, rng)
         person = self.workspace.person
-        for values in draft_values(schema, options.videos, rng):
+        queued = schema["Status"].option_named("Queued")
+        assert queued is not None
+        for n, values in enumerate(draft_values(schema, options.videos, rng)):
+            if n < options.queued:
+                values["Status"] = queued.value()
             calendar.add_page(values, person, now)
         return calendar
 

@@ -1,6 +1,6 @@
 """The running service: one process's web app, leader election, ingest and push-back."""
 
-from reelqueue.service.coordinator import Coordinator
+from reelqueue.service.coordinator import CLOCK_SKEW, Coordinator
 from reelqueue.service.notion_setup import check_notion, setup_notion
 from reelqueue.service.runner import (
     Service,
@@ -10,6 +10,7 @@ from reelqueue.service.runner import (
 )
 
 __all__ = [
+    "CLOCK_SKEW",
     "Coordinator",
     "Service",
     "ServiceOptions",

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -19,9 +20,13 @@ from reelqueue.logs import correlation
 from reelqueue.notion import NotionError
 from reelqueue.pushback import Pusher
 
-__all__ = ["Coordinator"]
+__all__ = ["CLOCK_SKEW", "Coordinator"]
 
 log = structlog.get_logger(__name__)
+
+# How far Notion's clock may run behind ours before a webhook's edit time misleads us
+# into skipping a read; a wrong guess only delays that edit to the next poll.
+CLOCK_SKEW = timedelta(seconds=0.25)
 
 
 class Coordinator:
@@ -43,6 +48,7 @@ class Coordinator:
         self._reconcile_interval_s = reconcile_interval_s
         self.passes = 0
         self.ready = asyncio.Event()
+        self._covered_until: datetime | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead until `stop` is set (or the task is cancelled on lost leadership)."""
@@ -57,7 +63,7 @@ class Coordinator:
             now = time.monotonic()
             if rings.pages_to_fetch:
                 await self._guarded(functools.partial(self._fetch, rings))
-            if rings.ingest or now >= next_poll:
+            if rings.needs_read_after(self._covered_until) or now >= next_poll:
                 await self._guarded(self._incremental_all)
                 next_poll = time.monotonic() + self._poll_interval_s
             if now >= next_reconcile:
@@ -96,9 +102,12 @@ class Coordinator:
         )
 
     async def _incremental_all(self) -> None:
+        """Read every data source's changes; edits before the start are then covered."""
+        started = datetime.now(UTC)
         for poller in self._pollers:
             with correlation(source="poll"):
                 self._log(await poller.incremental(), poller.data_source_id)
+        self._covered_until = started - CLOCK_SKEW
 
     async def _reconcile_all(self) -> None:
         for poller in self._pollers:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import structlog
@@ -16,7 +18,7 @@ from reelqueue.calendar import CalendarSchema, PropertyNames, check_schema
 from reelqueue.config import Channels, Settings
 from reelqueue.db import create_engine, upgrade
 from reelqueue.errors import UserError
-from reelqueue.ingest import DOORBELL_CHANNEL, Doorbell, Poller, Reactor
+from reelqueue.ingest import DOORBELL_CHANNEL, Doorbell, InboxWriter, Poller, Reactor
 from reelqueue.notion import NotionAPIError, NotionClient, explain, normalize_id
 from reelqueue.pushback import Pusher
 from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
@@ -97,6 +99,7 @@ class Service:
         self._election = LeaderElection(database_url, retry_s=self._options.leader_retry_s)
         self._engine: AsyncEngine | None = None
         self._web: WebServer | None = None
+        self._inbox: InboxWriter | None = None
         self.notion: NotionClient | None = None
         self.coordinator: Coordinator | None = None
         self.leading = asyncio.Event()
@@ -107,6 +110,11 @@ class Service:
         """Where the web app listens."""
         assert self._web is not None, "the service has not started"
         return self._web.base_url
+
+    @property
+    def inbox_verdicts(self) -> Counter[str]:
+        """How the webhook events taken so far were recorded (accepted, duplicate, ...)."""
+        return self._inbox.verdicts if self._inbox is not None else Counter()
 
     @property
     def is_leader(self) -> bool:
@@ -132,8 +140,11 @@ class Service:
         self.bot_user_id = normalize_id(str(me["id"]))
         calendars = await load_calendars(self.notion, self._settings, self._table, self._channels)
         webhook_token = self._settings.notion_webhook_token
+        self._inbox = InboxWriter(self._engine, bot_user_id=self.bot_user_id)
+        self._inbox.start()
         state = WebState(
             engine=self._engine,
+            inbox=self._inbox,
             bot_user_id=self.bot_user_id,
             configured_webhook_token=webhook_token.get_secret_value() if webhook_token else None,
             is_leader=lambda: self.is_leader,
@@ -145,15 +156,17 @@ class Service:
         self._leader_task = asyncio.create_task(self._lead(calendars), name="leader")
 
     async def stop(self) -> None:
-        """Stop leading, stop serving, and close connections."""
+        """Stop serving, record the webhooks taken, stop leading, and close connections."""
         self._stop.set()
+        if self._web is not None:
+            await self._web.stop()
+            self._web = None
+        if self._inbox is not None:
+            await self._inbox.stop()
         task, self._leader_task = self._leader_task, None
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._web is not None:
-            await self._web.stop()
-            self._web = None
         if self.notion is not None:
             await self.notion.aclose()
         if self._engine is not None:
@@ -170,11 +183,13 @@ class Service:
                 doorbell.ring(ingest=False, push=True)
                 return
             page: str | None = None
+            edited_at: datetime | None = None
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 body = json.loads(payload)
                 if body.get("type") == "page.deleted":
                     page = body.get("page")
-            doorbell.ring(ingest=True, fetch=page)
+                edited_at = datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00"))
+            doorbell.ring(ingest=True, fetch=page, edited_at=edited_at)
 
         return deliver
 

@@ -13,12 +13,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reelqueue.ingest.webhooks import (
+from reelqueue.ingest import (
     MAX_BODY_BYTES,
+    InboxWriter,
     Verdict,
+    classify,
     load_webhook_token,
     parse_delivery,
-    record_event,
     signature_matches,
     store_webhook_token,
 )
@@ -34,6 +35,7 @@ class WebState:
     """What the web app needs from the running service."""
 
     engine: AsyncEngine
+    inbox: InboxWriter
     bot_user_id: str | None = None
     configured_webhook_token: str | None = None
     is_leader: Any = None
@@ -75,7 +77,7 @@ def _handshake_token(raw: bytes) -> str | None:
         return None
     if isinstance(body, dict) and set(body) == {"verification_token"}:
         token = body["verification_token"]
-        if isinstance(token, str) and 0 < len(token) <= 512:
+        if isinstance(token, str) and 0 < len(token) <= 512 and token.isprintable():
             return token
     return None
 
@@ -128,8 +130,10 @@ def create_app(state: WebState) -> FastAPI:
             if delivery is None:
                 verdicts.labels("not_an_event").inc()
                 return _error(400, "body is not a Notion event: it needs string 'id' and 'type'")
-            async with state.engine.begin() as conn:
-                verdict = await record_event(conn, delivery, bot_user_id=state.bot_user_id)
+            verdict = classify(delivery, bot_user_id=state.bot_user_id)
+            state.inbox.put(delivery)
+            if verdict is Verdict.ACCEPTED:
+                verdict = Verdict.QUEUED
             verdicts.labels(verdict.value).inc()
             log.debug(
                 "webhook event",

@@ -73,14 +73,13 @@ class Grants:
         return task
 
 
-def make(rate: float, burst: int) -> tuple[TokenBucket, ManualClock, Grants]:
+def make(rate: float, burst: int) -> tuple[ManualClock, Grants]:
     clock = ManualClock()
-    bucket = TokenBucket(rate, burst, clock=clock, sleep=clock.sleep)
-    return bucket, clock, Grants(bucket, clock)
+    return clock, Grants(TokenBucket(rate, burst, clock=clock, sleep=clock.sleep), clock)
 
 
 async def test_the_burst_is_granted_at_once_and_the_rest_at_the_rate() -> None:
-    bucket, clock, grants = make(rate=2.0, burst=3)
+    clock, grants = make(rate=2.0, burst=3)
     for i in range(6):
         grants.start(f"c{i}")
     await settle()
@@ -94,7 +93,7 @@ async def test_the_burst_is_granted_at_once_and_the_rest_at_the_rate() -> None:
 
 
 async def test_a_waiting_ingest_caller_is_served_before_waiting_push_callers() -> None:
-    bucket, clock, grants = make(rate=1.0, burst=1)
+    clock, grants = make(rate=1.0, burst=1)
     grants.start("first")
     await settle()
     for name in ("push-a", "push-b", "push-c"):
@@ -107,7 +106,7 @@ async def test_a_waiting_ingest_caller_is_served_before_waiting_push_callers() -
 
 
 async def test_callers_of_one_priority_are_served_first_come_first_served() -> None:
-    bucket, clock, grants = make(rate=10.0, burst=1)
+    clock, grants = make(rate=10.0, burst=1)
     names = [f"p{i}" for i in range(30)]
     for name in names:
         grants.start(name, Priority.PUSH)
@@ -117,7 +116,7 @@ async def test_callers_of_one_priority_are_served_first_come_first_served() -> N
 
 
 async def test_a_newcomer_never_overtakes_a_waiter() -> None:
-    bucket, clock, grants = make(rate=1.0, burst=1)
+    clock, grants = make(rate=1.0, burst=1)
     grants.start("a")
     grants.start("b")
     await settle()
@@ -130,7 +129,7 @@ async def test_a_newcomer_never_overtakes_a_waiter() -> None:
 
 
 async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
-    bucket, clock, grants = make(rate=1.0, burst=1)
+    clock, grants = make(rate=1.0, burst=1)
     grants.start("a")
     doomed = grants.start("doomed")
     grants.start("b")
@@ -138,7 +137,7 @@ async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
     doomed.cancel()
     await clock.advance(1.0)
     assert grants.order == ["a", "b"]
-    assert bucket.waiting == 0
+    assert grants.bucket.waiting == 0
 
 
 @settings(max_examples=40, deadline=None)
@@ -151,7 +150,7 @@ def test_no_token_is_granted_before_the_bucket_allows_it(
     rate: float, burst: int, callers: int
 ) -> None:
     async def scenario() -> dict[str, float]:
-        bucket, clock, grants = make(rate, burst)
+        clock, grants = make(rate, burst)
         for i in range(callers):
             grants.start(f"c{i:02}")
         await clock.advance(callers / rate + 1)
@@ -160,8 +159,8 @@ def test_no_token_is_granted_before_the_bucket_allows_it(
     times = asyncio.run(scenario())
     for i in range(callers):
         ideal = max(0.0, (i - burst + 1) / rate)
-        assert times[f"c{i:02}"] == pytest.approx(ideal, abs=1e-6)
-        assert times[f"c{i:02}"] >= ideal - 1e-9
+        # Never early; late by at most the microsecond a float-rounding shortfall may cost.
+        assert ideal - 1e-9 <= times[f"c{i:02}"] <= ideal + 1e-6 * (i + 1)
 
 
 async def test_on_the_real_clock_the_pace_is_precise() -> None:
@@ -178,9 +177,10 @@ def test_one_bucket_serves_one_loop_after_another() -> None:
 
     async def leave_a_waiter_behind() -> None:
         await bucket.acquire()
-        asyncio.create_task(bucket.acquire())
+        waiter = asyncio.create_task(bucket.acquire())
         await settle()
         assert bucket.waiting == 1
+        assert not waiter.done()
 
     async def acquire_later() -> None:
         clock.now += 1.0

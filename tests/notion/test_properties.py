@@ -55,12 +55,13 @@ def check_elements(built: dict[str, Any], kind: str) -> None:
         content = element["text"]["content"]
         assert element["type"] == "text"
         assert 0 < utf16_length(content) <= MAX_TEXT_ELEMENT_LENGTH
-    assert len(json.dumps(built, ensure_ascii=False).encode()) <= MAX_TEXT_BYTES + 20_000
+    assert len(json.dumps(built, ensure_ascii=False).encode()) <= MAX_TEXT_BYTES + 10_000
 
 
 def fits(text: str) -> bool:
     # Greedy chunks hold at least 1,999 units each, so under 100 × 1,999 units always fits.
-    return utf16_length(text) <= 100 * 1999 and len(text.encode()) <= MAX_TEXT_BYTES
+    encoded = len(json.dumps(text, ensure_ascii=False).encode()) - 2
+    return utf16_length(text) <= 100 * 1999 and encoded <= MAX_TEXT_BYTES
 
 
 # Long texts made of repeated random pieces: cheap to generate, any length up to far past the cap.
@@ -95,8 +96,17 @@ def test_text_round_trips_or_is_cut_with_a_visible_marker(text: str, kind: str) 
         ("a" + "😀" * (CAP // 2), False),
         ("é" * CAP, True),
         ("中" * CAP, False),
+        ("\x1b" * CAP, False),
     ],
-    ids=["ascii-at-cap", "ascii-over-cap", "emoji-at-cap", "emoji-one-over", "latin1", "cjk-bytes"],
+    ids=[
+        "ascii-at-cap",
+        "ascii-over-cap",
+        "emoji-at-cap",
+        "emoji-one-over",
+        "latin1",
+        "cjk-bytes",
+        "escaped-controls",
+    ],
 )
 def test_the_cap_counts_utf16_units_and_bytes(text: str, kept: bool) -> None:
     built = build_rich_text(text)
@@ -106,7 +116,7 @@ def test_the_cap_counts_utf16_units_and_bytes(text: str, kept: bool) -> None:
         assert back == text
     else:
         assert back.endswith(TRUNCATION_MARKER)
-        assert len(back) > CAP // 2 - 1000
+        assert len(back) > MAX_TEXT_BYTES // 6 - 1000
 
 
 def test_an_emoji_is_never_split_across_elements() -> None:
@@ -223,7 +233,7 @@ json_values = st.recursive(
 
 
 @given(
-    st.sampled_from(sorted(SUPPORTED_TYPES) + ["formula", "files", "unique_id", "bogus"]),
+    st.sampled_from([*sorted(SUPPORTED_TYPES), "formula", "files", "unique_id", "bogus"]),
     json_values,
 )
 def test_parsing_odd_values_never_raises(kind: str, value: Any) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service
-from tests.fixtures.service import StartService, fetchval, ready, until
+from tests.fixtures.service import StartService, fetchval, ready, until, worker_moves
 
 QUEUED = {"Status": {"status": {"name": "Queued"}}}
 QUERY = "POST /v1/data_sources/{id}/query"
@@ -187,7 +187,7 @@ async def test_a_change_the_creator_made_after_our_last_read_wins(
     await until(lambda: _all_in(database_url, [page]), within_s=5)
     await sandbox.set_faults(webhook_drop_rate=1.0)
     await sandbox.edit([page], {"Status": {"status": {"name": "Cancelled"}}})
-    await _worker_moves(database_url, page, "generating_assets")
+    await worker_moves(database_url, page, "generating_assets")
 
     async def settled() -> bool:
         status = await fetchval(
@@ -205,23 +205,6 @@ async def _status(database_url: str, page: str) -> str | None:
     return str(found) if found is not None else None
 
 
-async def _worker_moves(database_url: str, page: str, status: str) -> None:
-    """Change a task as a worker would: the row, its history, and an outbox row."""
-    from reelqueue.db import create_engine
-    from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
-
-    engine = create_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            task = (await load_tasks_by_page(conn, [page], lock=True))[page]
-            await apply_changes(
-                conn,
-                [TaskChange(task.id, page, task.status, status, actor="worker:test")],
-            )
-    finally:
-        await engine.dispose()
-
-
 async def test_push_back_writes_the_latest_state_only(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
@@ -233,7 +216,7 @@ async def test_push_back_writes_the_latest_state_only(
     await until(lambda: _all_in(database_url, [page]), within_s=5)
     before = requests(service)
     for status in ("claimed", "generating_assets", "assets_ready"):
-        await _worker_moves(database_url, page, status)
+        await worker_moves(database_url, page, status)
 
     async def shows_assets_ready() -> bool:
         return status_of(await sandbox_page(sandbox, page)) == "Assets Ready"
@@ -255,7 +238,7 @@ async def test_a_select_typed_status_works_too(
     pages = await page_ids(sandbox)
     await sandbox.edit(pages, {"Status": {"select": {"name": "Queued"}}})
     await until(lambda: _all_in(database_url, pages), within_s=10)
-    await _worker_moves(database_url, pages[0], "claimed")
+    await worker_moves(database_url, pages[0], "claimed")
 
     async def shows_processing() -> bool:
         return status_of(await sandbox_page(sandbox, pages[0])) == "Processing"

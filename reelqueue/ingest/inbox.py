@@ -1,0 +1,88 @@
+"""The webhook inbox writer: events are answered at once and recorded in batches after.
+
+Notion wants a fast 2xx, and a burst of events should not queue behind one database
+transaction each. Verified events wait in memory for a moment and are written in one
+statement per batch. An event lost to a crash in that moment costs nothing but a
+few seconds: webhooks are only a doorbell, and the poller reconciles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelqueue.ingest.webhooks import Delivery, record_events
+
+__all__ = ["InboxWriter"]
+
+log = structlog.get_logger(__name__)
+
+
+class InboxWriter:
+    """Batches verified deliveries into the inbox. Stopping before starting, or twice, is fine."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, bot_user_id: str | None, max_batch: int = 500
+    ) -> None:
+        self._engine = engine
+        self._bot_user_id = bot_user_id
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.verdicts: Counter[str] = Counter()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def start(self) -> None:
+        """Begin writing in a background task of the running loop."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="inbox-writer")
+
+    def put(self, delivery: Delivery) -> None:
+        """Take one verified delivery; it is written shortly after."""
+        self.idle.clear()
+        self._queue.put_nowait(delivery)
+
+    async def stop(self) -> None:
+        """Write what is waiting, then stop."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        await self._drain()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _drain(self) -> None:
+        while not self._queue.empty():
+            await self._write(self._take())
+
+    def _take(self) -> list[Delivery]:
+        batch: list[Delivery] = []
+        while not self._queue.empty() and len(batch) < self._max_batch:
+            batch.append(self._queue.get_nowait())
+        return batch
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first, *self._take()]
+            await self._write(batch)
+            if self._queue.empty():
+                self.idle.set()
+
+    async def _write(self, batch: list[Delivery]) -> None:
+        if not batch:
+            return
+        try:
+            async with self._engine.begin() as conn:
+                verdicts = await record_events(conn, batch, bot_user_id=self._bot_user_id)
+        except Exception as exc:  # a lost batch only delays its edits to the next poll
+            log.warning("webhook events not recorded", events=len(batch), error=str(exc))
+            return
+        self.verdicts.update(v.value for v in verdicts)
+        log.debug("webhook events recorded", events=len(batch))

@@ -1,0 +1,90 @@
+"""Coordination through PostgreSQL: one leader at a time, and LISTEN that survives a lost link."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from reelqueue.queue import LeaderElection, Listener
+
+
+async def test_only_one_process_leads_and_a_standby_takes_over(database_url: str) -> None:
+    stop = asyncio.Event()
+    first = LeaderElection(database_url, retry_s=0.05, key=4242)
+    second = LeaderElection(database_url, retry_s=0.05, key=4242)
+    assert await first.acquire(stop)
+    contender = asyncio.create_task(second.acquire(stop))
+    await asyncio.sleep(0.3)
+    assert not contender.done(), "a second leader while the first holds the lock"
+    await first.release()
+    assert await asyncio.wait_for(contender, 5)
+    assert second.is_leader.is_set()
+    assert not first.is_leader.is_set()
+    await second.release()
+
+
+async def test_a_leader_whose_connection_dies_knows_it(database_url: str) -> None:
+    stop = asyncio.Event()
+    leader = LeaderElection(database_url, retry_s=0.05, key=4343)
+    assert await leader.acquire(stop)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND objid = 4343"
+        )
+    finally:
+        await conn.close()
+    await asyncio.wait_for(leader.watch(interval_s=0.05), 5)
+    assert leader.lost.is_set()
+    assert not leader.is_leader.is_set()
+
+
+async def test_acquire_gives_up_when_asked_to_stop(database_url: str) -> None:
+    stop = asyncio.Event()
+    holder = LeaderElection(database_url, retry_s=0.05, key=4444)
+    waiter = LeaderElection(database_url, retry_s=0.05, key=4444)
+    assert await holder.acquire(stop)
+    other_stop = asyncio.Event()
+    task = asyncio.create_task(waiter.acquire(other_stop))
+    await asyncio.sleep(0.1)
+    other_stop.set()
+    assert await asyncio.wait_for(task, 2) is False
+    await holder.release()
+    await waiter.release()
+
+
+async def test_notifications_resume_after_the_connection_is_terminated(database_url: str) -> None:
+    received: list[str] = []
+    reconnected = asyncio.Event()
+    listener = Listener(
+        database_url,
+        ["test_channel"],
+        lambda _channel, payload: received.append(payload),
+        on_reconnect=reconnected.set,
+        check_interval_s=0.05,
+    )
+    listener.start()
+    await asyncio.wait_for(listener.connected.wait(), 5)
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("NOTIFY test_channel, 'before'")
+        await asyncio.sleep(0.2)
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        await asyncio.wait_for(reconnected.wait(), 10)
+        await conn.execute("NOTIFY test_channel, 'after'")
+        for _ in range(50):
+            if "after" in received:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+        await listener.stop()
+        await listener.stop()
+    assert received[0] == "before"
+    assert "after" in received
+    assert listener.reconnects == 1

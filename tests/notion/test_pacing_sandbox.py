@@ -1,0 +1,54 @@
+"""The limiter really paces: 150 requests from 50 callers at 3/s, against a sandbox at 3/s.
+
+This test takes about 50 seconds: the time Notion's average limit takes to allow 150 requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from reelqueue.notion import NotionClient
+from reelqueue.sandbox import SandboxAdmin
+
+CALLERS = 50
+REQUESTS_EACH = 3
+RATE = 3.0
+BURST = 3
+
+
+async def test_50_callers_making_150_requests_get_no_429_and_finish_in_the_ideal_time(
+    sandbox: SandboxAdmin,
+) -> None:
+    info = await sandbox.reset(rps=RATE, burst=6)
+    assert info["data_source_ids"] == [sandbox.data_source_id]
+    pages = [p["id"] for p in await sandbox.pages()]
+    total = CALLERS * REQUESTS_EACH
+    async with NotionClient(
+        sandbox.token, base_url=sandbox.base_url, rate_limit=RATE, burst=BURST
+    ) as client:
+        # The bucket is shared by every client of this token; let it fill after earlier tests.
+        await asyncio.sleep(max(0.0, (BURST - client.limiter.available()) / RATE))
+
+        async def caller(number: int) -> None:
+            await client.query_data_source(sandbox.data_source_id, page_size=5)
+            for step in range(1, REQUESTS_EACH):
+                await client.retrieve_page(pages[(number + step) % len(pages)])
+
+        started = time.monotonic()
+        await asyncio.gather(*(caller(n) for n in range(CALLERS)))
+        elapsed = time.monotonic() - started
+        sent = client.stats.as_dict()
+    served = await sandbox.stats()
+    ideal = (total - client.limiter.burst) / RATE
+    print(
+        f"\n150-request pacing: elapsed {elapsed:.2f} s, ideal {ideal:.2f} s "
+        f"({elapsed / ideal - 1:+.1%}); 429s: client {sent['rate_limited']}, "
+        f"sandbox {served['rate_limited']}"
+    )
+    assert served["rate_limited"] == 0
+    assert sent["rate_limited"] == 0
+    assert sent["retries"] == 0
+    assert sum(sum(c.values()) for c in served["requests"].values()) == total
+    assert client.stats.total == total
+    assert ideal - 0.05 <= elapsed <= ideal * 1.10
