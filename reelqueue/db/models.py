@@ -22,8 +22,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from reelqueue.statuses import Kind, StatusTable
+
 __all__ = [
     "OUTBOX",
+    "RUNNABLE_STATUSES",
     "SERVICE_STATE",
     "SYNC_STATE",
     "TASKS",
@@ -53,6 +56,10 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+RUNNABLE_STATUSES = tuple(StatusTable().statuses_of(Kind.WAITING))
+RUNNABLE_SQL = ", ".join(f"'{s}'" for s in RUNNABLE_STATUSES)
+
+
 def _now() -> Any:
     return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
 
@@ -72,6 +79,8 @@ class Task(Base):
     priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("1"))
     status: Mapped[str] = mapped_column(Text, server_default="queued")
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    step_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    outputs: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     locked_by: Mapped[str | None] = mapped_column(Text)
     locked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -90,6 +99,19 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_status_channel", "status", "channel"),
         Index("ix_tasks_data_source_id", "data_source_id"),
+        Index(
+            "ix_tasks_runnable",
+            "channel",
+            "priority",
+            "created_at",
+            "id",
+            postgresql_where=text(f"status IN ({RUNNABLE_SQL})"),
+        ),
+        Index(
+            "ix_tasks_leased",
+            "lease_expires_at",
+            postgresql_where=text("locked_by IS NOT NULL"),
+        ),
     )
 
 

@@ -93,7 +93,7 @@ async def test_a_property_update_event_is_sparse_and_names_property_ids(
 async def test_edits_to_one_page_within_the_window_make_one_event(
     sandbox: SandboxAdmin, receiver: WebhookReceiver
 ) -> None:
-    await _subscribed(sandbox, receiver, webhook_window_ms=300)
+    await _subscribed(sandbox, receiver, webhook_window_ms=2000)
     page = (await sandbox.pages())[0]
     properties = page["properties"]
     await sandbox.edit([page["id"]], {"Status": {"status": {"name": "Queued"}}})
