@@ -183,8 +183,3 @@ def limiter_for(token: str, rate: float, burst: int) -> TokenBucket:
         )
         bucket.configure(rate, burst)
     return bucket
-
-
-def forget_limiters() -> None:
-    """Drop every process-wide bucket (for tests that need a fresh budget)."""
-    _buckets.clear()

@@ -55,9 +55,6 @@ def utf16_length(text: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
-# Parsing
-
-
 def plain_text(rich_text: Any) -> str:
     """The text of a rich-text array: each element's plain_text (or text.content), joined."""
     if not isinstance(rich_text, list):
@@ -148,9 +145,6 @@ def page_properties(page: Any) -> dict[str, Any]:
         for name, prop in properties.items()
         if isinstance(name, str) and isinstance(prop, dict) and prop.get("type") in SUPPORTED_TYPES
     }
-
-
-# Building
 
 
 def _split(text: str) -> list[str]:
