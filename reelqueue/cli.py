@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue import __version__
 from reelqueue.config import DEFAULT_CHANNELS, Channels, Settings, load_channels, load_settings
@@ -33,8 +35,10 @@ app = typer.Typer(
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 notion_app = typer.Typer(help="The Notion connection.", no_args_is_help=True)
 webhook_app = typer.Typer(help="Notion webhooks.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Tasks: list, retry, cancel, approve, history.")
 app.add_typer(db_app, name="db")
 app.add_typer(webhook_app, name="webhook")
+app.add_typer(tasks_app, name="tasks")
 app.add_typer(notion_app, name="notion")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -47,6 +51,25 @@ def _settings(**overrides: Any) -> Settings:
         register_secret(secret)
     configure_logging(settings.log_level, settings.log_format)
     return settings
+
+
+async def _on_database(
+    settings: Settings, action: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = False
+) -> T:
+    """Run `action` on a connection to the migrated database (in a transaction if `write`)."""
+    from reelqueue.db import create_engine, resolve_database_url, upgrade
+
+    url = await resolve_database_url(settings)
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        if write:
+            async with engine.begin() as conn:
+                return await action(conn)
+        async with engine.connect() as conn:
+            return await action(conn)
+    finally:
+        await engine.dispose()
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -159,20 +182,9 @@ def notion_setup(
 @webhook_app.command("token")
 def webhook_token() -> None:
     """Print the webhook verification token Notion sent, to paste into Notion's Verify form."""
-    from reelqueue.db import create_engine, resolve_database_url, upgrade
     from reelqueue.ingest import load_webhook_token
 
-    async def go() -> str | None:
-        url = await resolve_database_url(_settings())
-        await upgrade(url)
-        engine = create_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return await load_webhook_token(conn)
-        finally:
-            await engine.dispose()
-
-    token = _run(go())
+    token = _run(_on_database(_settings(), load_webhook_token))
     if token is None:
         raise UserError(
             "no verification token yet: create the webhook subscription in Notion with this "
@@ -185,8 +197,9 @@ def webhook_token() -> None:
 def run(
     port: Annotated[int, typer.Option(help="Port of the web app (webhooks, health).")] = 8000,
     host: Annotated[str, typer.Option(help="Address of the web app.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option(help="Steps run at once in this process.")] = 2,
 ) -> None:
-    """Run the service: web app, and (as leader) ingest and push-back, until SIGINT or SIGTERM."""
+    """Run the service: web app, workers, and (as leader) ingest and push-back."""
     from reelqueue.db import resolve_database_url
     from reelqueue.service import Service, ServiceOptions, require_notion_settings
 
@@ -196,13 +209,9 @@ def run(
 
     async def go() -> None:
         url = await resolve_database_url(settings)
-        service = Service(
-            settings, channels, database_url=url, options=ServiceOptions(host=host, port=port)
-        )
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stopping.set)
+        options = ServiceOptions(host=host, port=port, workers=workers)
+        service = Service(settings, channels, database_url=url, options=options)
+        stopping = _until_signalled()
         try:
             await service.start()
             err.print(f"reelqueue serving on {service.base_url} (Ctrl-C to stop)")
@@ -214,25 +223,49 @@ def run(
     _run(go())
 
 
+def _until_signalled() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Steps run at once.")] = 4,
+) -> None:
+    """Run workers only (scale out on other machines with the same DATABASE_URL)."""
+    from reelqueue.db import resolve_database_url, upgrade
+    from reelqueue.pipeline import Worker, load_step_sets
+
+    settings = _settings()
+    channels = _channels(settings)
+    step_sets = load_step_sets(settings.step_sets)
+    if concurrency < 1:
+        raise UserError("--concurrency must be at least 1")
+
+    async def go() -> None:
+        url = await resolve_database_url(settings)
+        await upgrade(url)
+        runner = Worker(url, settings, channels, step_sets, concurrency=concurrency)
+        stopping = _until_signalled()
+        err.print(f"reelqueue worker {runner.worker_id} running {concurrency} at once")
+        await runner.run(stopping)
+        err.print(f"reelqueue worker {runner.worker_id} stopped")
+
+    _run(go())
+
+
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Counts of tasks by status and channel."""
-    from reelqueue.db import create_engine, resolve_database_url, upgrade
     from reelqueue.queue import status_counts
 
-    async def go() -> list[tuple[str, str, int]]:
-        url = await resolve_database_url(_settings())
-        await upgrade(url)
-        engine = create_engine(url)
-        try:
-            async with engine.connect() as conn:
-                return await status_counts(conn)
-        finally:
-            await engine.dispose()
-
-    counts = _run(go())
+    counts = _run(_on_database(_settings(), status_counts))
     if as_json:
         typer.echo(json.dumps([{"status": s, "channel": c, "count": n} for s, c, n in counts]))
         return
@@ -242,13 +275,15 @@ def status(
     Console().print(table if counts else "no tasks yet")
 
 
-@app.command()
+@tasks_app.callback(invoke_without_command=True)
 def tasks(
+    context: typer.Context,
     status: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """One row per task."""
-    from reelqueue.db import create_engine, resolve_database_url, upgrade
+    """One row per task (or a subcommand: retry, cancel, approve, history)."""
+    if context.invoked_subcommand is not None:
+        return
     from reelqueue.queue import load_tasks
     from reelqueue.statuses import StatusTable, priority_label
 
@@ -256,39 +291,104 @@ def tasks(
     if status is not None and status not in StatusTable():
         known = ", ".join(row.status for row in StatusTable())
         raise UserError(f"--status {status!r} is not a status; use one of {known}")
-
-    async def go() -> list[dict[str, object]]:
-        url = await resolve_database_url(settings)
-        await upgrade(url)
-        engine = create_engine(url)
-        try:
-            async with engine.connect() as conn:
-                found = await load_tasks(conn, status=status)
-        finally:
-            await engine.dispose()
-        return [
-            {
-                "id": t.id,
-                "notion_page_id": t.notion_page_id,
-                "title": t.title,
-                "channel": t.channel,
-                "status": t.status,
-                "priority": priority_label(t.priority),
-                "attempts": t.attempts,
-                "updated_at": t.updated_at.isoformat(),
-            }
-            for t in found
-        ]
-
-    rows = _run(go())
+    found = _run(_on_database(settings, lambda conn: load_tasks(conn, status=status)))
+    rows = [
+        {
+            "id": t.id,
+            "notion_page_id": t.notion_page_id,
+            "title": t.title,
+            "channel": t.channel,
+            "status": t.status,
+            "priority": priority_label(t.priority),
+            "attempts": t.attempts,
+            "updated_at": t.updated_at.isoformat(),
+        }
+        for t in found
+    ]
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table("id", "title", "channel", "status", "priority", "attempts", "updated")
+    columns = ("id", "title", "channel", "status", "priority", "attempts", "updated_at")
+    table = Table(*columns)
     for row in rows:
-        table.add_row(*(str(row[k]) for k in ("id", "title", "channel", "status", "priority",
-                                               "attempts", "updated_at")))  # fmt: skip
+        table.add_row(*(str(row[k]) for k in columns))
     Console().print(table if rows else "no tasks")
+
+
+def _operate(
+    ids: list[int], operation: Callable[[AsyncConnection, int, Any], Awaitable[str]]
+) -> None:
+    """Apply a task operation to each id, one transaction each; report each outcome."""
+    from reelqueue.statuses import StatusTable
+
+    settings = _settings()
+    table = StatusTable(settings.status_labels)
+    for task_id in ids:
+        action = functools.partial(_apply, operation, task_id, table)
+        outcome = _run(_on_database(settings, action, write=True))
+        typer.echo(f"task {task_id}: {outcome}")
+
+
+async def _apply(
+    operation: Callable[[AsyncConnection, int, Any], Awaitable[str]],
+    task_id: int,
+    table: Any,
+    conn: AsyncConnection,
+) -> str:
+    return await operation(conn, task_id, table)
+
+
+@tasks_app.command("retry")
+def tasks_retry(ids: Annotated[list[int], typer.Argument(help="Task ids.")]) -> None:
+    """Queue tasks again; after an error each resumes at its failed step."""
+    from reelqueue.queue import retry_task
+
+    _operate(ids, retry_task)
+
+
+@tasks_app.command("cancel")
+def tasks_cancel(ids: Annotated[list[int], typer.Argument(help="Task ids.")]) -> None:
+    """Cancel tasks; a running step is abandoned."""
+    from reelqueue.queue import cancel_task
+
+    _operate(ids, cancel_task)
+
+
+@tasks_app.command("approve")
+def tasks_approve(ids: Annotated[list[int], typer.Argument(help="Task ids.")]) -> None:
+    """Open the review gate each task waits at."""
+    from reelqueue.queue import approve_task
+
+    _operate(ids, approve_task)
+
+
+@tasks_app.command("history")
+def tasks_history(
+    task_id: Annotated[int, typer.Argument(help="Task id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every status change of one task: from, to, who, why, when."""
+    from reelqueue.queue import task_history
+
+    events = _run(_on_database(_settings(), lambda conn: task_history(conn, task_id)))
+    rows = [
+        {
+            "from_status": e.from_status,
+            "to_status": e.to_status,
+            "actor": e.actor,
+            "reason": e.reason,
+            "at": e.created_at.isoformat(),
+        }
+        for e in events
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table("at", "from", "to", "actor", "reason")
+    for row in rows:
+        table.add_row(row["at"], row["from_status"] or "-", row["to_status"], row["actor"],
+                      row["reason"])  # fmt: skip
+    Console().print(table)
 
 
 @app.command()

@@ -89,6 +89,29 @@ class Settings(BaseSettings):
         default_factory=dict, validation_alias=_env("REELQUEUE_STATUS_LABELS")
     )
     channels_file: Path | None = Field(default=None, validation_alias=_env("REELQUEUE_CHANNELS"))
+    step_caps: dict[str, int] = Field(
+        default_factory=dict, validation_alias=_env("REELQUEUE_STEP_CAPS")
+    )
+    step_sets: dict[str, str] = Field(
+        default_factory=dict, validation_alias=_env("REELQUEUE_STEP_SETS")
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, le=100, validation_alias=_env("REELQUEUE_MAX_ATTEMPTS")
+    )
+    lease_s: float = Field(default=30.0, gt=0.5, le=3600, validation_alias=_env("REELQUEUE_LEASE"))
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0, le=3600, validation_alias=_env("REELQUEUE_DRAIN_TIMEOUT")
+    )
+    retry_base_s: float = Field(
+        default=2.0, gt=0, le=3600, validation_alias=_env("REELQUEUE_RETRY_BASE")
+    )
+    artifacts_dir: Path | None = Field(default=None, validation_alias=_env("REELQUEUE_ARTIFACTS"))
+    demo_step_seconds: float = Field(
+        default=0.3, ge=0, le=600, validation_alias=_env("REELQUEUE_DEMO_STEP_SECONDS")
+    )
+    demo_failure_rate: float = Field(
+        default=0.0, ge=0, le=1, validation_alias=_env("REELQUEUE_DEMO_FAILURE_RATE")
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", validation_alias=_env("REELQUEUE_LOG_LEVEL")
     )
@@ -126,6 +149,11 @@ class Settings(BaseSettings):
             TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
         )
 
+    @property
+    def artifacts_path(self) -> Path:
+        """Where steps write their files: REELQUEUE_ARTIFACTS, or the data directory's."""
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
     def secrets(self) -> list[str]:
         """The secret values set, so logging can redact them wherever they appear."""
         values = [self.notion_token, self.notion_webhook_token]
@@ -139,6 +167,11 @@ _FIX_HINTS: dict[str, str] = {
     "poll_interval_s": "set it to seconds between polls, e.g. 15",
     "reconcile_interval_s": "set it to seconds between full reconciles, e.g. 600",
     "status_labels": 'set it to a JSON object, e.g. {"queued": "Ready"}',
+    "step_caps": 'set it to a JSON object of step caps, e.g. {"video": 5}',
+    "step_sets": 'set it to a JSON object, e.g. {"studio": "mypackage.steps:STEPS"}',
+    "max_attempts": "set it to how many times a step may run, e.g. 3",
+    "lease_s": "set it to seconds a claim is held without a heartbeat, e.g. 30",
+    "demo_failure_rate": "set it to a probability from 0 to 1",
     "log_level": "use one of debug, info, warning, error",
     "log_format": "use one of auto, json, console",
 }

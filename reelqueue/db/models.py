@@ -107,6 +107,7 @@ class Task(Base):
             "id",
             postgresql_where=text(f"status IN ({RUNNABLE_SQL})"),
         ),
+        Index("ix_tasks_channel_locked_at", "channel", "locked_at"),
         Index(
             "ix_tasks_leased",
             "lease_expires_at",

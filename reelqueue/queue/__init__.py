@@ -1,12 +1,30 @@
 """The queue on the tasks table: task rows, history and outbox, wake-ups, leadership."""
 
+from reelqueue.queue.claim import (
+    ClaimedTask,
+    ClaimLimits,
+    claim_tasks,
+    finish,
+    heartbeat,
+    reap_expired,
+    running_status_for,
+    waiting_status_for,
+)
 from reelqueue.queue.leader import LEADER_LOCK_KEY, LeaderElection
 from reelqueue.queue.missing import mark_missing
 from reelqueue.queue.notify import Listener
+from reelqueue.queue.operations import (
+    TaskEventRecord,
+    approve_task,
+    cancel_task,
+    retry_task,
+    task_history,
+)
 from reelqueue.queue.page_view import fields_to_write, page_fields
 from reelqueue.queue.reports import status_counts
 from reelqueue.queue.tasks import (
     OUTBOX_CHANNEL,
+    TASKS_CHANNEL,
     NewTask,
     TaskChange,
     TaskRecord,
@@ -14,22 +32,38 @@ from reelqueue.queue.tasks import (
     insert_tasks,
     load_tasks,
     load_tasks_by_page,
+    record_changes,
 )
 
 __all__ = [
     "LEADER_LOCK_KEY",
     "OUTBOX_CHANNEL",
+    "TASKS_CHANNEL",
+    "ClaimLimits",
+    "ClaimedTask",
     "LeaderElection",
     "Listener",
     "NewTask",
     "TaskChange",
+    "TaskEventRecord",
     "TaskRecord",
     "apply_changes",
+    "approve_task",
+    "cancel_task",
+    "claim_tasks",
     "fields_to_write",
+    "finish",
+    "heartbeat",
     "insert_tasks",
     "load_tasks",
     "load_tasks_by_page",
     "mark_missing",
     "page_fields",
+    "reap_expired",
+    "record_changes",
+    "retry_task",
+    "running_status_for",
     "status_counts",
+    "task_history",
+    "waiting_status_for",
 ]

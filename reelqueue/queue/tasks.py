@@ -15,12 +15,13 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelqueue.db.models import OUTBOX, TASK_EVENTS, TASKS
+from reelqueue.db.models import OUTBOX, RUNNABLE_STATUSES, TASK_EVENTS, TASKS
 from reelqueue.queue.page_view import fields_to_write, page_fields
-from reelqueue.statuses import StatusTable
+from reelqueue.statuses import Kind, StatusTable
 
 __all__ = [
     "OUTBOX_CHANNEL",
+    "TASKS_CHANNEL",
     "NewTask",
     "TaskChange",
     "TaskRecord",
@@ -28,10 +29,13 @@ __all__ = [
     "insert_tasks",
     "load_tasks",
     "load_tasks_by_page",
+    "record_changes",
 ]
 
 OUTBOX_CHANNEL = "reelqueue_outbox"
+TASKS_CHANNEL = "reelqueue_tasks"
 
+_RUNNING = frozenset(StatusTable().statuses_of(Kind.RUNNING))
 _tasks = TASKS
 _events = TASK_EVENTS
 _outbox = OUTBOX
@@ -55,6 +59,8 @@ class TaskRecord:
     youtube_url: str | None
     resume_step: str | None
     notion_seen: dict[str, Any]
+    step_attempts: int
+    outputs: dict[str, Any]
     page_missing: str | None
     version: int
     updated_at: datetime
@@ -63,6 +69,11 @@ class TaskRecord:
     def from_row(cls, row: Any) -> TaskRecord:
         """Build from a row with at least the dataclass's columns."""
         return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> TaskRecord:
+        """Build from a mapping with at least the dataclass's columns."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
 _COLUMNS = [_tasks.c[name] for name in TaskRecord.__dataclass_fields__]
@@ -167,13 +178,21 @@ async def insert_tasks(
         )
         for task in created
     ]
-    await _record(conn, changes)
+    await record_changes(conn, changes)
     return created
 
 
 async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
-    """Apply changes to existing tasks, with their history and outbox rows."""
+    """Apply changes to existing tasks, with their history and outbox rows.
+
+    A task moved out of a running status gives up its lease, so its worker's next
+    heartbeat finds the task gone and abandons the step.
+    """
     for change in changes:
+        values = dict(change.values)
+        if change.to_status not in _RUNNING:
+            values.setdefault("locked_by", None)
+            values.setdefault("lease_expires_at", None)
         await conn.execute(
             update(_tasks)
             .where(_tasks.c.id == change.task_id)
@@ -181,13 +200,17 @@ async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) ->
                 status=change.to_status,
                 updated_at=func.now(),
                 version=_tasks.c.version + 1,
-                **change.values,
+                **values,
             )
         )
-    await _record(conn, changes)
+    await record_changes(conn, changes)
 
 
-async def _record(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
+async def record_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
+    """Write the history and outbox rows of changes already made to the task rows.
+
+    A task that became runnable wakes the workers (NOTIFY, delivered at commit).
+    """
     moves = [c for c in changes if c.from_status != c.to_status]
     if moves:
         await conn.execute(
@@ -217,3 +240,5 @@ async def _record(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
             ],
         )
         await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
+    if any(c.to_status in RUNNABLE_STATUSES and c.from_status != c.to_status for c in changes):
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": TASKS_CHANNEL})

@@ -20,6 +20,7 @@ from reelqueue.db import create_engine, upgrade
 from reelqueue.errors import UserError
 from reelqueue.ingest import DOORBELL_CHANNEL, Doorbell, InboxWriter, Poller, Reactor
 from reelqueue.notion import NotionAPIError, NotionClient, explain, normalize_id
+from reelqueue.pipeline import Worker, load_step_sets
 from reelqueue.pushback import Pusher
 from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
 from reelqueue.service.coordinator import Coordinator
@@ -39,6 +40,7 @@ class ServiceOptions:
     port: int = 8000
     doorbell_window_s: float = 0.3
     leader_retry_s: float = 1.0
+    workers: int = 0
 
 
 def require_notion_settings(settings: Settings) -> str:
@@ -100,6 +102,8 @@ class Service:
         self._engine: AsyncEngine | None = None
         self._web: WebServer | None = None
         self._inbox: InboxWriter | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+        self.worker: Worker | None = None
         self.notion: NotionClient | None = None
         self.coordinator: Coordinator | None = None
         self.leading = asyncio.Event()
@@ -154,6 +158,15 @@ class Service:
         await self._web.start()
         log.info("serving", url=self._web.base_url, data_sources=len(calendars))
         self._leader_task = asyncio.create_task(self._lead(calendars), name="leader")
+        if self._options.workers > 0:
+            self.worker = Worker(
+                self._url,
+                self._settings,
+                self._channels,
+                load_step_sets(self._settings.step_sets),
+                concurrency=self._options.workers,
+            )
+            self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="worker")
 
     async def stop(self) -> None:
         """Stop serving, record the webhooks taken, stop leading, and close connections."""
@@ -163,6 +176,9 @@ class Service:
             self._web = None
         if self._inbox is not None:
             await self._inbox.stop()
+        working, self._worker_task = self._worker_task, None
+        if working is not None:
+            await working
         task, self._leader_task = self._leader_task, None
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError):

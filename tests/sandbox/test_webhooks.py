@@ -96,8 +96,10 @@ async def test_edits_to_one_page_within_the_window_make_one_event(
     await _subscribed(sandbox, receiver, webhook_window_ms=2000)
     page = (await sandbox.pages())[0]
     properties = page["properties"]
+    current = (properties["Priority"]["select"] or {}).get("name")
+    other = "Low" if current == "High" else "High"
     await sandbox.edit([page["id"]], {"Status": {"status": {"name": "Queued"}}})
-    await sandbox.edit([page["id"]], {"Priority": {"select": {"name": "High"}}})
+    await sandbox.edit([page["id"]], {"Priority": {"select": {"name": other}}})
     await sandbox.edit([page["id"]], {"Status": {"status": {"name": "Cancelled"}}})
     await wait_for_stats(sandbox, lambda s: s["webhooks"]["delivered"] >= 1)
     assert len(receiver.events) == 1

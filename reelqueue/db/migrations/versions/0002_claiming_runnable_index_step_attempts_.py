@@ -30,6 +30,7 @@ def upgrade() -> None:
             nullable=False,
         ),
     )
+    op.create_index("ix_tasks_channel_locked_at", "tasks", ["channel", "locked_at"], unique=False)
     op.create_index(
         "ix_tasks_leased",
         "tasks",
@@ -59,5 +60,6 @@ def downgrade() -> None:
     op.drop_index(
         "ix_tasks_leased", table_name="tasks", postgresql_where=sa.text("locked_by IS NOT NULL")
     )
+    op.drop_index("ix_tasks_channel_locked_at", table_name="tasks")
     op.drop_column("tasks", "outputs")
     op.drop_column("tasks", "step_attempts")

@@ -1,0 +1,64 @@
+"""Finding step sets: the built-in `demo`, the `reelqueue.steps` entry points, and config."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Any
+
+from reelqueue.errors import UserError
+from reelqueue.pipeline.demo_steps import DEMO_STEPS
+from reelqueue.pipeline.steps import StepSet
+from reelqueue.statuses import STEPS
+
+__all__ = ["ENTRY_POINT_GROUP", "StepSetError", "load_step_sets"]
+
+ENTRY_POINT_GROUP = "reelqueue.steps"
+
+
+class StepSetError(UserError):
+    """A configured step set cannot be loaded or lacks steps."""
+
+
+def _import(reference: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    if not module_name or not attribute:
+        raise StepSetError(f"REELQUEUE_STEP_SETS: {reference!r} is not 'module:attribute'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StepSetError(f"REELQUEUE_STEP_SETS: cannot import {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, attribute)
+    except AttributeError:
+        raise StepSetError(
+            f"REELQUEUE_STEP_SETS: {module_name!r} has no attribute {attribute!r}"
+        ) from None
+
+
+def _checked(name: str, found: Any) -> StepSet:
+    steps = found() if callable(found) and not isinstance(found, Mapping) else found
+    if not isinstance(steps, Mapping):
+        raise StepSetError(f"step set {name!r} is not a mapping of step name to function")
+    missing = [step for step in STEPS if not callable(steps.get(step))]
+    if missing:
+        raise StepSetError(f"step set {name!r} lacks the steps {', '.join(missing)}")
+    return steps
+
+
+def load_step_sets(configured: Mapping[str, str]) -> dict[str, StepSet]:
+    """Every step set by name: `demo`, entry points, then REELQUEUE_STEP_SETS (which wins)."""
+    sets: dict[str, StepSet] = {"demo": DEMO_STEPS}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        if entry.name == "demo":
+            continue
+        try:
+            sets[entry.name] = _checked(entry.name, entry.load())
+        except ImportError as exc:
+            raise StepSetError(
+                f"step set {entry.name!r} ({entry.value}) fails to load: {exc}"
+            ) from None
+    for name, reference in configured.items():
+        sets[name] = _checked(name, _import(reference))
+    return sets

@@ -1,0 +1,338 @@
+"""A worker: claims tasks, runs their steps, heartbeats its leases, and lets go cleanly.
+
+Start/stop contract: `run(stop)` claims until `stop` is set, then stops claiming,
+lets running steps finish for up to the drain timeout, and releases the leases of
+those still running, so no task stays claimed by a process that has exited.
+Wake-ups come by LISTEN/NOTIFY (reconnecting when the link is lost), with a poll
+every `poll_s` as the fallback; each loop also returns expired leases to the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelqueue.config import Channels, Settings
+from reelqueue.db import create_engine
+from reelqueue.pipeline.steps import (
+    LeaseLost,
+    PermanentStepError,
+    StepContext,
+    StepSet,
+    TaskInfo,
+    TransientStepError,
+)
+from reelqueue.pipeline.transitions import failure_outcome, success_path
+from reelqueue.queue import (
+    TASKS_CHANNEL,
+    ClaimedTask,
+    ClaimLimits,
+    Listener,
+    TaskChange,
+    TaskRecord,
+    claim_tasks,
+    finish,
+    heartbeat,
+    reap_expired,
+    record_changes,
+    running_status_for,
+    waiting_status_for,
+)
+from reelqueue.statuses import StatusTable
+
+__all__ = ["RETRYABLE", "Worker", "new_worker_id"]
+
+log = structlog.get_logger(__name__)
+
+RETRYABLE: tuple[type[BaseException], ...] = (TransientStepError, TimeoutError, ConnectionError)
+DATABASE_ERRORS = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def new_worker_id() -> str:
+    """host:pid:random, so a task's history says which process ran it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Runs up to `concurrency` steps at once from the shared queue."""
+
+    def __init__(
+        self,
+        database_url: str,
+        settings: Settings,
+        channels: Channels,
+        step_sets: dict[str, StepSet],
+        *,
+        concurrency: int = 4,
+        poll_s: float = 2.0,
+        worker_id: str | None = None,
+        engine: AsyncEngine | None = None,
+    ) -> None:
+        self.worker_id = worker_id or new_worker_id()
+        self._url = database_url
+        self._settings = settings
+        self._channels = channels
+        self._step_sets = step_sets
+        self._concurrency = concurrency
+        self._poll_s = poll_s
+        self._owns_engine = engine is None
+        self._engine = engine or create_engine(database_url, pool_size=max(2, concurrency))
+        self._table = StatusTable(settings.status_labels)
+        self._lease = timedelta(seconds=settings.lease_s)
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._lost: set[int] = set()
+        self._wake = asyncio.Event()
+        self.steps_done = 0
+        self.started = asyncio.Event()
+
+    def _limits(self) -> ClaimLimits:
+        caps = {c.id: c.max_concurrent for c in self._channels.channels if c.active}
+        return ClaimLimits(channel_caps=caps, step_caps=dict(self._settings.step_caps))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and run steps until `stop` is set; then drain and release."""
+        listener = Listener(
+            self._url,
+            [TASKS_CHANNEL],
+            lambda _channel, _payload: self._wake.set(),
+            on_reconnect=self._wake.set,
+        )
+        listener.start()
+        beating = asyncio.create_task(self._heartbeats(), name="heartbeats")
+        self.started.set()
+        log.info("worker started", worker_id=self.worker_id, concurrency=self._concurrency)
+        try:
+            while not stop.is_set():
+                await self._reap()
+                free = self._concurrency - len(self._running)
+                if free > 0:
+                    for claimed in await self._claim(free):
+                        self._start(claimed)
+                self._wake.clear()
+                await self._sleep(stop)
+        finally:
+            await self._drain()
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
+            await listener.stop()
+            if self._owns_engine:
+                await self._engine.dispose()
+            log.info("worker stopped", worker_id=self.worker_id, steps_done=self.steps_done)
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        """Until a wake-up, a free slot after a step ends, stop, or the poll interval."""
+        waits: list[asyncio.Future[Any]] = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(stop.wait()),
+        ]
+        if self._running and len(self._running) >= self._concurrency:
+            waits.append(asyncio.ensure_future(asyncio.wait(list(self._running.values()))))
+        try:
+            await asyncio.wait(waits, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+
+    async def _claim(self, free: int) -> list[ClaimedTask]:
+        try:
+            async with self._engine.begin() as conn:
+                return await claim_tasks(
+                    conn, worker_id=self.worker_id, limit=free, lease=self._lease,
+                    limits=self._limits(),
+                )  # fmt: skip
+        except DATABASE_ERRORS as exc:
+            log.warning("claim failed", error=_first_line(exc))
+            return []
+
+    async def _reap(self) -> None:
+        try:
+            async with self._engine.begin() as conn:
+                reaped = await reap_expired(conn, max_attempts=self._settings.max_attempts)
+        except DATABASE_ERRORS as exc:
+            log.warning("reaper failed", error=_first_line(exc))
+            return
+        if reaped:
+            log.warning("expired leases returned to the queue", task_ids=reaped)
+
+    def _start(self, claimed: ClaimedTask) -> None:
+        task = asyncio.create_task(self._execute(claimed), name=f"task-{claimed.task.id}")
+        self._running[claimed.task.id] = task
+        task_id = claimed.task.id
+        task.add_done_callback(lambda _done: self._ended(task_id))
+
+    def _ended(self, task_id: int) -> None:
+        self._running.pop(task_id, None)
+        self._lost.discard(task_id)
+        self._wake.set()
+
+    async def _heartbeats(self) -> None:
+        interval = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._running)
+            if not ids:
+                continue
+            try:
+                async with self._engine.begin() as conn:
+                    lost = await heartbeat(
+                        conn, worker_id=self.worker_id, task_ids=ids, lease=self._lease
+                    )
+            except DATABASE_ERRORS as exc:
+                log.warning("heartbeat failed", error=_first_line(exc))
+                continue
+            for task_id in lost:
+                log.warning("lease lost; abandoning the step", task_id=task_id)
+                self._lost.add(task_id)
+                running = self._running.get(task_id)
+                if running is not None:
+                    running.cancel()
+
+    async def _check_lease(self, task_id: int) -> None:
+        if task_id in self._lost:
+            raise LeaseLost(f"task {task_id} is no longer held by {self.worker_id}")
+
+    async def _execute(self, claimed: ClaimedTask) -> None:
+        task, step = claimed.task, claimed.step
+        bound = log.bind(notion_page_id=task.notion_page_id, task_id=task.id, step=step)
+        if step is None:
+            return
+        channel = self._channels.get(task.channel)
+        step_set = self._step_sets.get(channel.step_set if channel else "demo")
+        if channel is None or step_set is None:
+            await self._fail(claimed, task.status, f"no channel or step set for {task.channel!r}",
+                             transient=False)  # fmt: skip
+            return
+        status = task.status
+        try:
+            if status == "claimed":
+                status = await self._advance(task, status, running_status_for(step))
+            context = StepContext(
+                task=TaskInfo(
+                    id=task.id, notion_page_id=task.notion_page_id, title=task.title,
+                    topic=task.topic, story_direction=task.story_direction,
+                    channel=task.channel, priority=task.priority, attempts=task.attempts,
+                ),
+                step=step,
+                channel=channel,
+                settings=self._settings,
+                artifacts_dir=self._settings.artifacts_path / str(task.id),
+                outputs=dict(task.outputs),
+                log=bound,
+                heartbeat=lambda: self._check_lease(task.id),
+            )  # fmt: skip
+            result = await step_set[step](context)
+        except LeaseLost:
+            bound.warning("step abandoned: the task was taken away")
+            return
+        except asyncio.CancelledError:
+            if task.id not in self._lost:
+                await asyncio.shield(self._release(task, status, step))
+            raise
+        except RETRYABLE as exc:
+            await self._fail(claimed, status, str(exc) or type(exc).__name__, transient=True)
+            return
+        except PermanentStepError as exc:
+            await self._fail(claimed, status, str(exc), transient=False)
+            return
+        except Exception as exc:  # a step's own bug: report it on the page, do not retry
+            bound.exception("step crashed")
+            await self._fail(claimed, status, f"{type(exc).__name__}: {exc}", transient=False)
+            return
+        values: dict[str, Any] = {
+            "outputs": {**task.outputs, step: result.as_json()},
+            "step_attempts": 0,
+            "resume_step": None,
+            "error_log": "",
+        }
+        if result.url:
+            values["youtube_url"] = result.url
+        path = success_path(self._table, status, channel)
+        await self._finish(task, status, path, values)
+        self.steps_done += 1
+        bound.info("step done", to_status=path[-1][0])
+
+    async def _advance(self, task: TaskRecord, status: str, to: str) -> str:
+        async with self._engine.begin() as conn:
+            moved = await conn.scalar(
+                text(
+                    "UPDATE tasks SET status = :to, updated_at = now(), version = version + 1"
+                    " WHERE id = :id AND locked_by = :worker AND status = :from RETURNING id"
+                ),
+                {"to": to, "id": task.id, "worker": self.worker_id, "from": status},
+            )
+            if moved is None:
+                raise LeaseLost(f"task {task.id} changed before its step began")
+            await record_changes(
+                conn,
+                [TaskChange(task.id, task.notion_page_id, status, to, f"worker:{self.worker_id}",
+                            "step started")],
+            )  # fmt: skip
+        return to
+
+    async def _finish(
+        self, task: TaskRecord, status: str, path: list[tuple[str, str]], values: dict[str, Any]
+    ) -> bool:
+        async with self._engine.begin() as conn:
+            done = await finish(
+                conn, task=task, worker_id=self.worker_id, expected_status=status, path=path,
+                values=values, actor=f"worker:{self.worker_id}",
+            )  # fmt: skip
+        if not done:
+            log.warning("result discarded: the lease was lost", task_id=task.id)
+        return done
+
+    async def _fail(
+        self, claimed: ClaimedTask, status: str, message: str, *, transient: bool
+    ) -> None:
+        task, step = claimed.task, claimed.step
+        assert step is not None
+        outcome = failure_outcome(
+            self._table, step=step, running_status=status if status != "claimed" else
+            running_status_for(step), attempts=task.attempts, step_attempts=task.step_attempts + 1,
+            max_attempts=self._settings.max_attempts, transient=transient, message=message,
+            retry_base_s=self._settings.retry_base_s,
+        )  # fmt: skip
+        log.warning(
+            "step failed",
+            notion_page_id=task.notion_page_id,
+            task_id=task.id,
+            step=step,
+            to_status=outcome.path[-1][0],
+            error=message,
+        )
+        await self._finish(task, status, outcome.path, outcome.values)
+
+    async def _release(self, task: TaskRecord, status: str, step: str) -> None:
+        """Give a task back untouched (drain timeout): claimable again at once."""
+        target = waiting_status_for(step)
+        values = {"resume_step": step if target == "queued" else None}
+        path = [(target, f"released by {self.worker_id} on shutdown")]
+        with contextlib.suppress(Exception):
+            await self._finish(task, status, path, values)
+
+    async def _drain(self) -> None:
+        if not self._running:
+            return
+        timeout = self._settings.drain_timeout_s
+        log.info("draining", running=len(self._running), timeout_s=timeout)
+        _, pending = await asyncio.wait(list(self._running.values()), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=10)
