@@ -434,6 +434,9 @@ def demo(
     faults: Annotated[
         bool, typer.Option(help="Inject 20% 5xx, duplicated, reordered and late webhooks.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(help="Steps run at once; 0 stops once the videos are queued.")
+    ] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="End with the summary as JSON.")] = False,
 ) -> None:
     """Run everything locally: database, Notion sandbox, the service, and the creator's edit."""
@@ -447,7 +450,9 @@ def demo(
     level = settings.log_level if "REELQUEUE_LOG_LEVEL" in os.environ else "warning"
     configure_logging(level, settings.log_format)
     console = Console(stderr=as_json)
-    options = DemoOptions(videos=videos, webhooks=webhooks, faults=faults)
+    if workers < 0:
+        raise UserError("--workers must be 0 or more")
+    options = DemoOptions(videos=videos, webhooks=webhooks, faults=faults, workers=workers)
     summary = _run(run_demo(settings, options, console))
     if as_json:
         typer.echo(summary.as_json())

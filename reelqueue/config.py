@@ -244,11 +244,13 @@ DEFAULT_CHANNELS = Channels(
         Channel(
             id="science",
             name="Science Explained",
+            max_concurrent=5,
             auto_approve=("assets", "video", "audio", "final"),
         ),
         Channel(
             id="history",
             name="History Retold",
+            max_concurrent=5,
             auto_approve=("assets", "video", "audio", "final"),
         ),
     )

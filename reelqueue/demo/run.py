@@ -2,15 +2,18 @@
 
 It starts (or joins) the database, gives the demo a fresh database of its own,
 serves a sandbox seeded with a calendar of Draft videos, runs the service pointed at
-it (subscribed to its webhooks), then acts as the creator: one edit sets every Draft
-to Queued. A live bar counts tasks in the queue; the summary says how fast and at
-what cost in Notion requests.
+it (subscribed to its webhooks, with workers on the demo steps and every review gate
+auto-approved), then acts as the creator: one edit sets every Draft to Queued. A live
+bar counts tasks in the queue, a live table follows them to Published on their Notion
+pages, and the summary says how fast and at what cost in Notion requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +21,9 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from reelqueue.config import DEFAULT_CHANNELS, Settings
 from reelqueue.db import ensure_database, libpq_url, start_embedded_server, with_database
@@ -40,7 +45,8 @@ class DemoOptions:
     videos: int = 20
     webhooks: bool = True
     faults: bool = False
-    timeout_s: float = 120.0
+    workers: int = 8
+    timeout_s: float = 300.0
     show_progress: bool = True
 
 
@@ -118,6 +124,58 @@ async def _wait_for_queue(
     return count, None
 
 
+async def _wait_for_published(
+    admin: SandboxAdmin,
+    url: str,
+    page_ids: list[str],
+    options: DemoOptions,
+    console: Console,
+    started: float,
+) -> tuple[int, float | None]:
+    """Follow the videos to Published on their Notion pages, with a live count per status."""
+    wanted = set(page_ids)
+    deadline = started + options.timeout_s
+    published = 0
+    live = Live(console=console, refresh_per_second=4, transient=False)
+    conn = await asyncpg.connect(url)
+    try:
+        with live if options.show_progress else contextlib.nullcontext():
+            while time.monotonic() < deadline:
+                shown = Counter(
+                    _status_name(p) or "?" for p in await admin.pages() if p["id"] in wanted
+                )
+                published = shown.get("Published", 0)
+                if options.show_progress:
+                    rows = await conn.fetch(
+                        "SELECT status, count(*) AS n FROM tasks"
+                        " WHERE notion_page_id = ANY($1::text[]) GROUP BY status",
+                        page_ids,
+                    )
+                    live.update(_status_table(rows, shown, time.monotonic() - started))
+                if published >= len(wanted):
+                    return published, time.monotonic() - started
+                await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+        console.print()
+    return published, None
+
+
+def _status_table(rows: list[Any], shown: Counter[str], elapsed: float) -> Table:
+    table = Table(title=f"videos by status ({elapsed:.0f} s)", title_justify="left")
+    table.add_column("in the queue")
+    table.add_column("tasks", justify="right")
+    table.add_column("on the Notion pages")
+    table.add_column("pages", justify="right")
+    queue = sorted((r["status"], r["n"]) for r in rows)
+    pages = sorted(shown.items())
+    for index in range(max(len(queue), len(pages))):
+        left = queue[index] if index < len(queue) else ("", "")
+        right = pages[index] if index < len(pages) else ("", "")
+        table.add_row(str(left[0]), str(left[1]), str(right[0]), str(right[1]))
+    return table
+
+
 async def run_demo(settings: Settings, options: DemoOptions, console: Console) -> DemoSummary:
     """Run the demo end to end and return its summary (also printed)."""
     if options.videos < 1:
@@ -146,7 +204,7 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             service_settings,
             channels,
             database_url=database_url,
-            options=ServiceOptions(port=0),
+            options=ServiceOptions(port=0, workers=options.workers),
         )
         try:
             await service.start()
@@ -180,9 +238,7 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
                 database_url, drafts, options, console, edit_started
             )
             spent = _difference(_requests(service.notion.stats), before)
-            summary.queued = await _count(
-                database_url, "SELECT count(*) FROM tasks WHERE status = 'queued'"
-            )
+            summary.queued = count
             summary.invalid = await _count(
                 database_url, "SELECT count(*) FROM tasks WHERE status = 'invalid'"
             )
@@ -195,12 +251,29 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             summary.notion_requests = spent
             summary.push_requests = spent.get(PUSH_ENDPOINT, 0)
             summary.ingest_requests = sum(spent.values()) - summary.push_requests
+            if options.workers > 0:
+                published, seconds = await _wait_for_published(
+                    admin, database_url, drafts, options, console, edit_started
+                )
+                summary.published = published
+                summary.seconds_to_all_published = (
+                    round(seconds, 3) if seconds is not None else None
+                )
+                spent = _difference(_requests(service.notion.stats), before)
+                summary.notion_requests = spent
+                summary.push_requests = spent.get(PUSH_ENDPOINT, 0)
+                summary.ingest_requests = sum(spent.values()) - summary.push_requests
             summary.rate_limited = service.notion.stats["rate_limited"] - rate_limited_before
             summary.webhooks = dict((await admin.stats()).get("webhooks", {}))
         finally:
             await service.stop()
             await admin.aclose()
     render_summary(summary, console)
+    if options.workers > 0 and summary.seconds_to_all_published is None:
+        raise UserError(
+            f"only {summary.published} of {summary.videos} videos reached Published in Notion "
+            f"within {options.timeout_s:.0f} s; see the log above"
+        )
     if summary.seconds_to_all_queued is None:
         raise UserError(
             f"only {count} of {len(drafts)} videos reached the queue within "

@@ -22,6 +22,8 @@ class DemoSummary:
     duplicates: int = 0
     rate_limited: int = 0
     seconds_to_all_queued: float | None = None
+    published: int = 0
+    seconds_to_all_published: float | None = None
     notion_requests: dict[str, int] = field(default_factory=dict)
     ingest_requests: int = 0
     push_requests: int = 0
@@ -48,6 +50,8 @@ def render_summary(summary: DemoSummary, console: Console) -> None:
     table.add_row("videos set to Queued in one edit", _fmt(summary.videos))
     table.add_row("tasks in the queue", _fmt(summary.queued))
     table.add_row("seconds from the edit to all in the queue", _fmt(summary.seconds_to_all_queued))
+    table.add_row("published (shown on their Notion pages)", _fmt(summary.published))
+    table.add_row("seconds from the edit to all published", _fmt(summary.seconds_to_all_published))
     table.add_row("duplicate tasks", _fmt(summary.duplicates))
     table.add_row("429s received by reelqueue", _fmt(summary.rate_limited))
     table.add_row("Notion requests for ingest", _fmt(summary.ingest_requests))
