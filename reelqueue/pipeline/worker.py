@@ -288,11 +288,24 @@ class Worker:
     async def _finish(
         self, task: TaskRecord, status: str, path: list[tuple[str, str]], values: dict[str, Any]
     ) -> bool:
-        async with self._engine.begin() as conn:
-            done = await finish(
-                conn, task=task, worker_id=self.worker_id, expected_status=status, path=path,
-                values=values, actor=f"worker:{self.worker_id}",
-            )  # fmt: skip
+        """Record a step's end, retrying while the database is away (up to the lease)."""
+        deadline = asyncio.get_running_loop().time() + self._lease.total_seconds()
+        delay = 0.1
+        while True:
+            try:
+                async with self._engine.begin() as conn:
+                    done = await finish(
+                        conn, task=task, worker_id=self.worker_id, expected_status=status,
+                        path=path, values=values, actor=f"worker:{self.worker_id}",
+                    )  # fmt: skip
+                break
+            except DATABASE_ERRORS as exc:
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    log.warning("result not recorded; the reaper will retry the step",
+                                task_id=task.id, error=_first_line(exc))  # fmt: skip
+                    return False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
         if not done:
             log.warning("result discarded: the lease was lost", task_id=task.id)
         return done

@@ -106,11 +106,15 @@ async def run_worker(database_url: str, tmp_path: Path) -> AsyncIterator[Callabl
     started: list[Running] = []
 
     def start(
-        channels: Channels = AUTO, steps: StepSet = DEMO_STEPS, concurrency: int = 4, **kw: Any
+        channels: Channels = AUTO,
+        steps: StepSet = DEMO_STEPS,
+        concurrency: int = 4,
+        poll_s: float = 0.5,
+        **kw: Any,
     ) -> Running:
         running = Running(
             Worker(database_url, settings(tmp_path, **kw), channels, {"demo": steps},
-                   concurrency=concurrency, poll_s=0.5)
+                   concurrency=concurrency, poll_s=poll_s)
         )  # fmt: skip
         started.append(running)
         return running
@@ -292,3 +296,25 @@ async def test_stopping_drains_running_steps_and_releases_the_rest(
     await running.close()
     assert await scalar(engine, "SELECT count(*) FROM tasks WHERE locked_by IS NOT NULL") == 0
     assert await scalar(engine, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 3
+
+
+async def test_wake_ups_resume_after_the_listening_connection_is_killed(
+    engine: AsyncEngine, run_worker: Callable[..., Running], database_url: str
+) -> None:
+    running = run_worker(poll_s=30.0)
+    await running.worker.started.wait()
+    await asyncio.sleep(0.3)
+    async with engine.connect() as conn:
+        killed = await conn.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            )
+        )
+    assert killed == 1
+    await asyncio.sleep(1.5)
+    started = asyncio.get_running_loop().time()
+    await queue(engine, 1, AUTO)
+    await wait_for(lambda: all_in(engine, "published", 1), within_s=10)
+    took = asyncio.get_running_loop().time() - started
+    assert took < 5, "woken by NOTIFY again, not by the 30 s poll"
