@@ -30,6 +30,7 @@ from reelqueue.queue import (
     insert_tasks,
     load_tasks_by_page,
     page_fields,
+    waiting_status_for,
 )
 from reelqueue.statuses import PRIORITIES, Kind, StatusTable
 
@@ -233,6 +234,8 @@ class Reactor:
         """The status the task moves to (None: stays), the outcome's name, and why."""
         current = self._table[task.status]
         label = page.status_label
+        if wanted == "queued" and current.kind is Kind.GATE:
+            return self._redo_before_gate(task, values, f"{label} set at {current.label}")
         if wanted == "queued":
             if self._table.is_active(task.status):
                 return (
@@ -258,12 +261,7 @@ class Reactor:
         target = self._table[wanted]
         at_gate = current.kind is Kind.GATE and target.kind is Kind.ERROR
         if at_gate and target.step == self._step_before_gate(task.status):
-            values["resume_step"] = target.step
-            return (
-                wanted,
-                "rejected",
-                f"{label} set in Notion at {current.label}: redo the step",
-            )
+            return self._redo_before_gate(task, values, f"{label} set at {current.label}")
         return (
             None,
             "noop",
@@ -291,6 +289,18 @@ class Reactor:
         if kind is not Kind.ERROR:
             values["youtube_url"] = None
         return "queued", "requeued", f"re-queued from {self._table.label(task.status)} in Notion"
+
+    def _redo_before_gate(
+        self, task: TaskRecord, values: dict[str, Any], why: str
+    ) -> tuple[str | None, str, str]:
+        """The creator rejected what a gate shows: the step before it runs again."""
+        step = self._step_before_gate(task.status)
+        assert step is not None
+        target = waiting_status_for(step)
+        values.update(
+            resume_step=step if target == "queued" else None, step_attempts=0, error_log=""
+        )
+        return target, "rejected", f"{why} in Notion: {step} is redone"
 
     def _step_before_gate(self, gate_status: str) -> str | None:
         """The step whose output a gate reviews (assets for Assets Ready, ...)."""

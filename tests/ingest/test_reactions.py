@@ -222,15 +222,31 @@ async def test_an_approval_opens_only_the_gate_the_task_waits_at(engine: AsyncEn
     assert (await task_of(engine, first.page_id)).status == "assets_approved"
 
 
-async def test_an_error_label_at_a_gate_rejects_that_step(engine: AsyncEngine) -> None:
+@pytest.mark.parametrize("label", ["Video Error", "Queued"])
+async def test_rejecting_at_a_gate_redoes_the_step_before_it(
+    engine: AsyncEngine, label: str
+) -> None:
     first = page()
     await react(engine, first)
     await set_status(engine, first.page_id, "video_ready", "Video Ready")
-    summary = await react(engine, replace(first, status_label="Video Error"))
+    summary = await react(engine, replace(first, status_label=label))
     assert summary["rejected"] == 1
     task = await task_of(engine, first.page_id)
-    assert task.status == "video_error"
-    assert task.resume_step == "video"
+    assert task.status == "composites_ready", "waiting to run the video step again"
+    assert (
+        await scalar(engine, "SELECT reason FROM task_events ORDER BY id DESC LIMIT 1")
+        == f"{label} set at Video Ready in Notion: video is redone"
+    )
+
+
+async def test_rejecting_the_first_gate_requeues_the_first_step(engine: AsyncEngine) -> None:
+    first = page()
+    await react(engine, first)
+    await set_status(engine, first.page_id, "assets_ready", "Assets Ready")
+    await react(engine, replace(first, status_label="Asset Error"))
+    task = await task_of(engine, first.page_id)
+    assert task.status == "queued"
+    assert task.resume_step == "assets"
 
 
 async def test_a_page_gone_is_marked_once_and_its_task_cancelled(engine: AsyncEngine) -> None:
