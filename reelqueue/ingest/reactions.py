@@ -184,36 +184,25 @@ class Reactor:
                 status=task.status,
                 reason=reason,
             )
-            changes.append(
-                TaskChange(
-                    task_id=task.id,
-                    notion_page_id=task.notion_page_id,
-                    from_status=task.status,
-                    to_status=task.status,
-                    actor=_actor(page),
-                    reason=reason,
-                    values=values,
-                    push=self._needs_push(task, task.status, values),
-                )
+        else:
+            log.info(
+                f"task {outcome}",
+                notion_page_id=page.page_id,
+                task_id=task.id,
+                from_status=task.status,
+                to_status=target,
             )
-            return outcome
-        log.info(
-            f"task {outcome}",
-            notion_page_id=page.page_id,
-            task_id=task.id,
-            from_status=task.status,
-            to_status=target,
-        )
+        final = target or task.status
         changes.append(
             TaskChange(
                 task_id=task.id,
                 notion_page_id=task.notion_page_id,
                 from_status=task.status,
-                to_status=target,
+                to_status=final,
                 actor=_actor(page),
                 reason=reason,
                 values=values,
-                push=self._needs_push(task, target, values),
+                push=self._needs_push(task, final, values),
             )
         )
         return outcome

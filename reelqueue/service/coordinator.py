@@ -49,6 +49,7 @@ class Coordinator:
         self.passes = 0
         self.ready = asyncio.Event()
         self._covered_until: datetime | None = None
+        self.last_notion_error: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead until `stop` is set (or the task is cancelled on lost leadership)."""
@@ -88,7 +89,10 @@ class Coordinator:
         try:
             await action()
         except NotionError as exc:
+            self.last_notion_error = str(exc)
             log.warning("pass failed; retrying on the next turn", error=str(exc))
+        else:
+            self.last_notion_error = None
 
     def _log(self, result: PassResult, source: str) -> None:
         self.passes += 1

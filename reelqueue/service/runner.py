@@ -152,7 +152,7 @@ class Service:
             bot_user_id=self.bot_user_id,
             configured_webhook_token=webhook_token.get_secret_value() if webhook_token else None,
             is_leader=lambda: self.is_leader,
-            notion_health=lambda: "ok",
+            notion_health=self._notion_health,
         )
         self._web = WebServer(create_app(state), host=self._options.host, port=self._options.port)
         await self._web.start()
@@ -192,6 +192,13 @@ class Service:
     async def wait_stopped(self) -> None:
         """Return when `stop()` has been asked for."""
         await self._stop.wait()
+
+    def _notion_health(self) -> str:
+        """Notion as the last pass saw it (a standby only checked it at start-up)."""
+        if self.coordinator is None or not self.is_leader:
+            return "ok (checked at start-up)"
+        error = self.coordinator.last_notion_error
+        return "ok" if error is None else f"error: {error}"
 
     def _on_notify(self, doorbell: Doorbell) -> Callable[[str, str], None]:
         def deliver(channel: str, payload: str) -> None:

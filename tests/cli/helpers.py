@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -63,45 +64,56 @@ def reelqueue(
     )
 
 
-class RunningService:
-    """A `reelqueue run` process; its stderr is collected, its URL read from it."""
+class LoggedProcess:
+    """A `reelqueue` subprocess whose stderr is collected; `found` holds `pattern`'s first match."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], pattern: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "reelqueue", "run", "--port", "0"],
+            [sys.executable, "-m", "reelqueue", *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
         self.lines: list[str] = []
-        self._url: str | None = None
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.found: str | None = None
+        self._pattern = re.compile(pattern)
+        threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.append(line)
-            found = re.search(r"serving on (http://\S+)", line)
-            if found:
-                self._url = found.group(1)
+            match = self._pattern.search(line)
+            if match and self.found is None:
+                self.found = match.group(1)
 
-    def url(self, within_s: float = 60) -> str:
-        """The web app's base URL, once the process says it serves."""
+    def wait_found(self, within_s: float = 60) -> str:
+        """The pattern's match, once the process printed it (fails if it exits first)."""
         deadline = time.monotonic() + within_s
-        while self._url is None:
+        while self.found is None:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("reelqueue run did not start:\n" + "".join(self.lines))
+                raise AssertionError("reelqueue did not start:\n" + "".join(self.lines))
             time.sleep(0.05)
-        return self._url
+        return self.found
 
-    def stop(self) -> int:
-        """Terminate (if still running) and return the exit code."""
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process (if still running) and return its exit code."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(sig)
         try:
-            return self.process.wait(timeout=20)
+            return self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+class RunningService(LoggedProcess):
+    """A `reelqueue run` process; its web app's URL is read from its output."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(["run", "--port", "0"], env, r"serving on (http://\S+)")
+
+    def url(self, within_s: float = 60) -> str:
+        """The web app's base URL, once the process says it serves."""
+        return self.wait_found(within_s)

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import subprocess
-import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +18,7 @@ from reelqueue.config import Channel, Channels
 from reelqueue.db import create_engine, ensure_database, start_embedded_server, upgrade
 from reelqueue.ingest import PageSnapshot, Reactor
 from reelqueue.statuses import GATES, STEPS, StatusTable
-from tests.cli.helpers import cli_env
+from tests.cli.helpers import LoggedProcess, cli_env
 
 FLEET = Channels(
     channels=(
@@ -43,41 +39,16 @@ channels:
 """
 
 
-class WorkerProcess:
-    """A `reelqueue worker` process; its stderr is kept, its worker id read from it."""
+class WorkerProcess(LoggedProcess):
+    """A `reelqueue worker` process; its worker id is read from its output."""
 
     def __init__(self, env: dict[str, str], concurrency: int = 4) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "reelqueue", "worker", "--concurrency", str(concurrency)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        super().__init__(
+            ["worker", "--concurrency", str(concurrency)], env, r"reelqueue worker (\S+) running"
         )
-        self.lines: list[str] = []
-        self.worker_id: str | None = None
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line)
-            found = re.search(r"reelqueue worker (\S+) running", line)
-            if found:
-                self.worker_id = found.group(1)
 
     async def started(self, within_s: float = 30) -> str:
-        deadline = time.monotonic() + within_s
-        while self.worker_id is None:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("worker did not start:\n" + "".join(self.lines))
-            await asyncio.sleep(0.05)
-        return self.worker_id
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        return self.process.wait(timeout=timeout)
+        return await asyncio.to_thread(self.wait_found, within_s)
 
 
 def worker_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:

@@ -54,9 +54,7 @@ async def sandbox_page(sandbox: SandboxAdmin, page_id: str) -> dict[str, Any]:
 async def test_twenty_queued_in_one_edit_land_once_each_within_the_rate_limit(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    service = await start_service(subscribed=True)
     pages = await page_ids(sandbox)
     before = requests(service)
 
@@ -103,9 +101,7 @@ async def test_with_every_webhook_lost_the_poller_still_queues_all(
 async def test_chaos_still_gives_exactly_one_task_per_page(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service(poll_interval_s=5.0)
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    service = await start_service(poll_interval_s=5.0, subscribed=True)
     webhook_chaos: dict[str, Any] = {
         "webhook_duplicate_rate": 0.5,
         "webhook_reorder": True,
@@ -131,9 +127,7 @@ async def test_chaos_still_gives_exactly_one_task_per_page(
 async def test_two_edits_of_one_page_within_a_minute_are_both_seen(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await start_service(subscribed=True)
     (page, *_) = await page_ids(sandbox)
 
     async def status_is(wanted: str) -> bool:
@@ -160,9 +154,7 @@ async def test_two_edits_of_one_page_within_a_minute_are_both_seen(
 async def test_an_invalid_entry_says_why_on_its_own_page(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await start_service(subscribed=True)
     good, bad, *_ = await page_ids(sandbox)
     await sandbox.edit(
         [bad], {"Topic": {"rich_text": []}, "Channel": {"select": {"name": "cooking"}}}
@@ -185,9 +177,7 @@ async def test_an_invalid_entry_says_why_on_its_own_page(
 async def test_a_change_the_creator_made_after_our_last_read_wins(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await start_service(subscribed=True)
     (page, *_) = await page_ids(sandbox)
     await sandbox.edit([page], QUEUED)
     await until(lambda: _all_in(database_url, [page]), within_s=5)
@@ -214,9 +204,7 @@ async def _status(database_url: str, page: str) -> str | None:
 async def test_push_back_writes_the_latest_state_only(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    service = await start_service(subscribed=True)
     (page, *_) = await page_ids(sandbox)
     await sandbox.edit([page], QUEUED)
     await until(lambda: _all_in(database_url, [page]), within_s=5)
@@ -238,9 +226,7 @@ async def test_a_select_typed_status_works_too(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str, status_type: str
 ) -> None:
     await sandbox.reset(status_type=status_type, videos=5)
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await start_service(subscribed=True)
     pages = await page_ids(sandbox)
     await sandbox.edit(pages, {"Status": {"select": {"name": "Queued"}}})
     await until(lambda: _all_in(database_url, pages), within_s=10)

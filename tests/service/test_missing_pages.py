@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reelqueue.sandbox import SandboxAdmin
-from tests.fixtures.service import StartService, fetchval, ready, until, worker_moves
+from tests.fixtures.service import StartService, fetchval, until, worker_moves
 
 QUEUED = {"Status": {"status": {"name": "Queued"}}}
 
@@ -18,9 +18,7 @@ async def marked(database_url: str, page: str) -> str | None:
 async def test_a_deleted_page_cancels_its_task(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await start_service(subscribed=True)
     page, other, *_ = [p["id"] for p in await sandbox.pages()]
     await sandbox.edit([page, other], QUEUED)
 
@@ -49,9 +47,7 @@ async def test_a_deleted_page_cancels_its_task(
 async def test_a_page_no_longer_shared_is_marked_when_we_write_to_it(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await start_service(subscribed=True)
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], QUEUED)
 

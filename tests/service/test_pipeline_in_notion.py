@@ -67,12 +67,11 @@ async def test_a_gate_opened_in_notion_lets_the_task_continue(
 async def test_a_permanent_failure_shows_in_notion_and_a_requeue_resumes_there(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str, tmp_path: Path
 ) -> None:
-    service = await start_service(
+    await start_service(
         channels=FAILING, workers=2, demo_step_seconds=0.0, artifacts_dir=tmp_path,
         step_sets={"failing": "tests.service.failing_steps:STEPS"},
+        subscribed=True,
     )  # fmt: skip
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], {"Status": {"status": {"name": "Queued"}}})
     await until(lambda: shows(sandbox, page, "Audio Error"), within_s=20)

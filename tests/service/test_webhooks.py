@@ -86,6 +86,8 @@ async def test_bad_input_gets_the_right_4xx_and_no_task(
         health = await client.get("/healthz")
     assert health.status_code == 200
     assert health.json()["leader"] is True
+    assert health.json()["database"] == "ok"
+    assert health.json()["notion"] == "ok"
 
 
 async def test_a_redelivered_event_rings_once_and_our_own_writes_not_at_all(
@@ -136,9 +138,7 @@ async def test_the_handshake_token_is_kept_and_then_verifies_events(
 async def test_a_queued_edit_through_signed_webhooks_is_queued(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
-    service = await start_service()
-    await ready(service)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await start_service(subscribed=True)
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], {"Status": {"status": {"name": "Queued"}}})
 
