@@ -11,7 +11,12 @@ import threading
 import time
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelqueue.config import DEFAULT_CHANNELS
+from reelqueue.ingest import PageSnapshot, Reactor
 from reelqueue.sandbox import SandboxAdmin
+from reelqueue.statuses import StatusTable
 
 CHANNELS_YAML = """\
 channels:
@@ -117,3 +122,33 @@ class RunningService(LoggedProcess):
     def url(self, within_s: float = 60) -> str:
         """The web app's base URL, once the process says it serves."""
         return self.wait_found(within_s)
+
+
+def one_line_error(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+async def seed_tasks(engine: AsyncEngine) -> None:
+    pages = [
+        PageSnapshot(
+            page_id=f"00000000-0000-4000-8000-{i:012d}",
+            data_source_id="ds",
+            last_edited_time=None,
+            last_edited_by="person",
+            in_trash=False,
+            title=f"Video {i}",
+            channel=channel,
+            topic="A topic",
+            story_direction="",
+            status_label="Queued",
+            priority_label="High" if i == 0 else None,
+            error_log="",
+            youtube_url=None,
+        )
+        for i, channel in enumerate(["science", "science", "history"])
+    ]
+    async with engine.begin() as conn:
+        await Reactor(StatusTable(), DEFAULT_CHANNELS).react(conn, pages)

@@ -8,41 +8,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reelqueue.config import DEFAULT_CHANNELS
-from reelqueue.ingest import PageSnapshot, Reactor
 from reelqueue.sandbox import SandboxAdmin
-from reelqueue.statuses import StatusTable
-from tests.cli.helpers import cli_env, reelqueue, service_env
-
-
-def one_line_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
-
-
-async def seed_tasks(engine: AsyncEngine) -> None:
-    pages = [
-        PageSnapshot(
-            page_id=f"00000000-0000-4000-8000-{i:012d}",
-            data_source_id="ds",
-            last_edited_time=None,
-            last_edited_by="person",
-            in_trash=False,
-            title=f"Video {i}",
-            channel=channel,
-            topic="A topic",
-            story_direction="",
-            status_label="Queued",
-            priority_label="High" if i == 0 else None,
-            error_log="",
-            youtube_url=None,
-        )
-        for i, channel in enumerate(["science", "science", "history"])
-    ]
-    async with engine.begin() as conn:
-        await Reactor(StatusTable(), DEFAULT_CHANNELS).react(conn, pages)
+from tests.cli.helpers import cli_env, one_line_error, reelqueue, seed_tasks, service_env
 
 
 async def test_status_and_tasks_report_the_queue(

@@ -318,3 +318,28 @@ async def test_wake_ups_resume_after_the_listening_connection_is_killed(
     await wait_for(lambda: all_in(engine, "published", 1), within_s=10)
     took = asyncio.get_running_loop().time() - started
     assert took < 5, "woken by NOTIFY again, not by the 30 s poll"
+
+
+async def test_a_step_cap_holds_across_workers(
+    engine: AsyncEngine, run_worker: Callable[..., Running]
+) -> None:
+    await queue(engine, 8, AUTO)
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            busy = await scalar(
+                engine,
+                "SELECT count(*) FROM tasks WHERE locked_by IS NOT NULL"
+                " AND status IN ('claimed', 'generating_assets')",
+            )
+            peak = max(peak, busy)
+            await asyncio.sleep(0.01)
+
+    watcher = asyncio.create_task(watch())
+    for _ in range(2):
+        run_worker(concurrency=4, demo_step_seconds=0.05, step_caps={"assets": 1})
+    await wait_for(lambda: all_in(engine, "published", 8), within_s=60)
+    watcher.cancel()
+    assert peak == 1
