@@ -17,7 +17,7 @@ from reelqueue.sandbox.schema import PropertySchema, SelectOption, next_color
 from reelqueue.sandbox.store import Calendar
 from reelqueue.sandbox.timestamps import normalize_date_text
 
-MAX_TEXT_LENGTH = 2000
+MAX_TEXT_LENGTH = 2000  # counted in UTF-16 code units, as Notion counts (an emoji is two)
 MAX_RICH_TEXT_ELEMENTS = 100
 MAX_URL_LENGTH = 2000
 MAX_OPTION_NAME_LENGTH = 100
@@ -31,6 +31,11 @@ class PropertyWrite:
     prop: PropertySchema
     value: Any
     new_option: SelectOption | None = None
+
+
+def _utf16_length(text: str) -> int:
+    """Length as Notion measures text: UTF-16 code units."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 def empty_value(kind: str) -> Any:
@@ -131,10 +136,10 @@ def _parse_element(item: Any, path: str) -> dict[str, Any]:
     content = text.get("content")
     if not isinstance(content, str):
         raise shape_error(f"{path}.text.content", "a string", content)
-    if len(content) > MAX_TEXT_LENGTH:
+    if _utf16_length(content) > MAX_TEXT_LENGTH:
         raise validation_error(
             f"body failed validation: {path}.text.content.length should be ≤ "
-            f"`{MAX_TEXT_LENGTH}`, instead was `{len(content)}`."
+            f"`{MAX_TEXT_LENGTH}`, instead was `{_utf16_length(content)}`."
         )
     link = text.get("link")
     url: str | None = None

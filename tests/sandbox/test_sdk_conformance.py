@@ -433,3 +433,20 @@ async def test_over_the_rate_limit_is_429_with_an_integer_retry_after(
     stats = await sandbox.stats()
     assert stats["rate_limited"] == 1
     assert stats["requests"]["GET /v1/users/me"] == {"200": 2, "429": 1}
+
+
+async def test_text_limits_count_utf16_units_like_notion(
+    notion: AsyncClient, fast_sandbox: SandboxAdmin
+) -> None:
+    """1,001 emoji are 2,002 UTF-16 units: over Notion's 2,000 per element."""
+    page_id = (await fast_sandbox.pages())[0]["id"]
+    with pytest.raises(APIResponseError) as caught:
+        await notion.pages.update(
+            page_id=page_id,
+            properties={"Topic": {"rich_text": [{"text": {"content": "🎬" * 1001}}]}},
+        )
+    assert caught.value.code == "validation_error"
+    await notion.pages.update(
+        page_id=page_id,
+        properties={"Topic": {"rich_text": [{"text": {"content": "🎬" * 1000}}]}},
+    )
