@@ -38,11 +38,12 @@ from reelqueue.queue import (
     TASKS_CHANNEL,
     ClaimedTask,
     ClaimLimits,
+    Finish,
     Listener,
     TaskChange,
     TaskRecord,
     claim_tasks,
-    finish,
+    finish_many,
     heartbeat,
     reap_expired,
     record_changes,
@@ -56,6 +57,7 @@ __all__ = ["RETRYABLE", "Worker", "new_worker_id"]
 log = structlog.get_logger(__name__)
 
 RETRYABLE: tuple[type[BaseException], ...] = (TransientStepError, TimeoutError, ConnectionError)
+MAX_COMPLETION_BATCH = 100
 DATABASE_ERRORS = (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
@@ -97,6 +99,8 @@ class Worker:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._lost: set[int] = set()
         self._wake = asyncio.Event()
+        self._completions: asyncio.Queue[tuple[Finish, asyncio.Future[bool]]] = asyncio.Queue()
+        self._last_reap = 0.0
         self.steps_done = 0
         self.started = asyncio.Event()
 
@@ -114,22 +118,26 @@ class Worker:
         )
         listener.start()
         beating = asyncio.create_task(self._heartbeats(), name="heartbeats")
+        completing = asyncio.create_task(self._complete(), name="completer")
         self.started.set()
         log.info("worker started", worker_id=self.worker_id, concurrency=self._concurrency)
         try:
             while not stop.is_set():
+                # Cleared before claiming: a wake-up arriving meanwhile is for work the
+                # claim may not have seen, and must send us round again.
+                self._wake.clear()
                 await self._reap()
                 free = self._concurrency - len(self._running)
                 if free > 0:
                     for claimed in await self._claim(free):
                         self._start(claimed)
-                self._wake.clear()
                 await self._sleep(stop)
         finally:
             await self._drain()
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
+            for background in (beating, completing):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             await listener.stop()
             if self._owns_engine:
                 await self._engine.dispose()
@@ -161,6 +169,10 @@ class Worker:
             return []
 
     async def _reap(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_reap < self._poll_s:
+            return
+        self._last_reap = now
         try:
             async with self._engine.begin() as conn:
                 reaped = await reap_expired(conn, max_attempts=self._settings.max_attempts)
@@ -288,27 +300,45 @@ class Worker:
     async def _finish(
         self, task: TaskRecord, status: str, path: list[tuple[str, str]], values: dict[str, Any]
     ) -> bool:
-        """Record a step's end, retrying while the database is away (up to the lease)."""
+        """Hand a step's end to the completer; True once recorded, False if the lease was lost."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._completions.put_nowait((Finish(task, status, path, values), done))
+        recorded = await done
+        if not recorded:
+            log.warning("result discarded: the lease was lost", task_id=task.id)
+        return recorded
+
+    async def _complete(self) -> None:
+        """Record finished steps in batches: one transaction for all that are waiting."""
+        while True:
+            batch = [await self._completions.get()]
+            while not self._completions.empty() and len(batch) < MAX_COMPLETION_BATCH:
+                batch.append(self._completions.get_nowait())
+            outcomes = await self._write_completions([item for item, _ in batch])
+            for (_, done), outcome in zip(batch, outcomes, strict=True):
+                if not done.done():
+                    done.set_result(outcome)
+
+    async def _write_completions(self, items: list[Finish]) -> list[bool]:
+        """Write, retrying while the database is away (up to the lease); then give up."""
         deadline = asyncio.get_running_loop().time() + self._lease.total_seconds()
         delay = 0.1
         while True:
             try:
                 async with self._engine.begin() as conn:
-                    done = await finish(
-                        conn, task=task, worker_id=self.worker_id, expected_status=status,
-                        path=path, values=values, actor=f"worker:{self.worker_id}",
-                    )  # fmt: skip
-                break
+                    return await finish_many(
+                        conn, items, worker_id=self.worker_id, actor=f"worker:{self.worker_id}"
+                    )
             except DATABASE_ERRORS as exc:
                 if asyncio.get_running_loop().time() + delay > deadline:
-                    log.warning("result not recorded; the reaper will retry the step",
-                                task_id=task.id, error=_first_line(exc))  # fmt: skip
-                    return False
+                    log.warning(
+                        "results not recorded; the reaper will retry the steps",
+                        tasks=[item.task.id for item in items],
+                        error=_first_line(exc),
+                    )
+                    return [False] * len(items)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
-        if not done:
-            log.warning("result discarded: the lease was lost", task_id=task.id)
-        return done
 
     async def _fail(
         self, claimed: ClaimedTask, status: str, message: str, *, transient: bool

@@ -26,8 +26,9 @@ __all__ = [
     "CLAIM_LOCK_KEY",
     "ClaimLimits",
     "ClaimedTask",
+    "Finish",
     "claim_tasks",
-    "finish",
+    "finish_many",
     "heartbeat",
     "reap_expired",
     "running_status_for",
@@ -77,24 +78,14 @@ def _step_of(task: Mapping[str, Any]) -> str | None:
     return _TABLE[status].step
 
 
-_LAST_SERVED = text(
-    """
-    SELECT ch.channel, last.locked_at
-    FROM unnest(CAST(:channels AS text[])) AS ch(channel)
-    LEFT JOIN LATERAL (
-        SELECT t.locked_at FROM tasks t
-        WHERE t.channel = ch.channel AND t.locked_at IS NOT NULL
-        ORDER BY t.locked_at DESC LIMIT 1
-    ) last ON true
-    """
-)
 _BUSY = text(
     "SELECT channel, status, count(*) AS n FROM tasks"
     " WHERE locked_by IS NOT NULL GROUP BY channel, status"
 )
 _CANDIDATES = text(
     """
-    SELECT c.id, c.channel, c.status, c.priority, c.created_at, c.resume_step
+    SELECT c.id, c.channel, c.status, c.priority, c.created_at, c.resume_step,
+           (SELECT max(s.locked_at) FROM tasks s WHERE s.channel = ch.channel) AS last_served
     FROM unnest(CAST(:channels AS text[]), CAST(:fetch AS int[])) AS ch(channel, take)
     CROSS JOIN LATERAL (
         SELECT t.id, t.channel, t.status, t.priority, t.created_at, t.resume_step
@@ -193,11 +184,10 @@ async def claim_tasks(
         {"channels": channels, "fetch": fetch, "runnable": list(RUNNABLE_STATUSES)},
     )
     candidates = [dict(row) for row in found.mappings()]
-    served = await conn.execute(_LAST_SERVED, {"channels": channels})
     last_served = {
-        row["channel"]: row["locked_at"].timestamp()
-        for row in served.mappings()
-        if row["locked_at"] is not None
+        row["channel"]: row["last_served"].timestamp()
+        for row in candidates
+        if row["last_served"] is not None
     }
     chosen = _pick(candidates, channel_slots, step_slots, limit, last_served)
     if not chosen:
@@ -322,52 +312,59 @@ async def reap_expired(conn: AsyncConnection, *, max_attempts: int) -> list[int]
     return [c.task_id for c in changes]
 
 
-async def finish(
-    conn: AsyncConnection,
-    *,
-    task: TaskRecord,
-    worker_id: str,
-    expected_status: str,
-    path: Sequence[tuple[str, str]],
-    values: Mapping[str, Any],
-    actor: str,
-) -> bool:
-    """End this worker's hold on a task: move it along `path` ((status, reason), ...).
+@dataclass(frozen=True)
+class Finish:
+    """The end of one held task: move it along `path` ((status, reason), ...) with `values`."""
 
-    Only if the worker still holds it in `expected_status`; False means the lease was
-    lost (reaped, or the creator cancelled) and nothing was written.
+    task: TaskRecord
+    expected_status: str
+    path: Sequence[tuple[str, str]]
+    values: Mapping[str, Any]
+
+
+async def finish_many(
+    conn: AsyncConnection, items: Sequence[Finish], *, worker_id: str, actor: str
+) -> list[bool]:
+    """End this worker's hold on several tasks in the caller's transaction.
+
+    Each moves only if the worker still holds it in its expected status; False for
+    one means its lease was lost (reaped, or the creator cancelled) and nothing of it
+    was written. History and outbox rows of all of them go in one statement.
     """
-    final = path[-1][0]
-    moved = await conn.scalar(
-        text(
-            "UPDATE tasks SET status = :status, locked_by = NULL,"
-            " heartbeat_at = NULL, lease_expires_at = NULL, updated_at = now(),"
-            " version = version + 1"
-            + "".join(f", {column} = :{column}" for column in values)
-            + " WHERE id = :id AND locked_by = :worker AND status = :expected RETURNING id"
-        ).bindparams(*_json_params(values)),
-        {"status": final, "id": task.id, "worker": worker_id, "expected": expected_status}
-        | dict(values),
-    )
-    if moved is None:
-        return False
-    changes = []
-    previous = expected_status
-    for status, reason in path:
-        changes.append(
-            TaskChange(
-                task_id=task.id,
-                notion_page_id=task.notion_page_id,
-                from_status=previous,
-                to_status=status,
-                actor=actor,
-                reason=reason,
-                push=status == final,
+    done: list[bool] = []
+    changes: list[TaskChange] = []
+    for item in items:
+        final = item.path[-1][0]
+        moved = await conn.scalar(
+            text(
+                "UPDATE tasks SET status = :status, locked_by = NULL,"
+                " heartbeat_at = NULL, lease_expires_at = NULL, updated_at = now(),"
+                " version = version + 1"
+                + "".join(f", {column} = :{column}" for column in item.values)
+                + " WHERE id = :id AND locked_by = :worker AND status = :expected RETURNING id"
+            ).bindparams(*_json_params(item.values)),
+            {"status": final, "id": item.task.id, "worker": worker_id,
+             "expected": item.expected_status} | dict(item.values),
+        )  # fmt: skip
+        done.append(moved is not None)
+        if moved is None:
+            continue
+        previous = item.expected_status
+        for status, reason in item.path:
+            changes.append(
+                TaskChange(
+                    task_id=item.task.id,
+                    notion_page_id=item.task.notion_page_id,
+                    from_status=previous,
+                    to_status=status,
+                    actor=actor,
+                    reason=reason,
+                    push=status == final,
+                )
             )
-        )
-        previous = status
+            previous = status
     await record_changes(conn, changes)
-    return True
+    return done
 
 
 def _json_params(values: Mapping[str, Any]) -> list[Any]:

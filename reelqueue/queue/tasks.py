@@ -6,16 +6,16 @@ fields changed gets an outbox row, in the caller's transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelqueue.db.models import OUTBOX, RUNNABLE_STATUSES, TASK_EVENTS, TASKS
+from reelqueue.db.models import RUNNABLE_STATUSES, TASKS
 from reelqueue.queue.page_view import fields_to_write, page_fields
 from reelqueue.statuses import Kind, StatusTable
 
@@ -37,8 +37,6 @@ TASKS_CHANNEL = "reelqueue_tasks"
 
 _RUNNING = frozenset(StatusTable().statuses_of(Kind.RUNNING))
 _tasks = TASKS
-_events = TASK_EVENTS
-_outbox = OUTBOX
 
 
 @dataclass(frozen=True)
@@ -139,6 +137,40 @@ async def load_tasks(
     return [TaskRecord.from_row(row) for row in (await conn.execute(query)).all()]
 
 
+_INSERT_TASKS = text(
+    """
+    INSERT INTO tasks (notion_page_id, data_source_id, channel, title, topic, story_direction,
+                       priority, status, notion_seen, error_log)
+    SELECT u.page, u.source, u.channel, u.title, u.topic, u.story, u.priority, u.status,
+           CAST(u.seen AS jsonb), u.error_log
+    FROM unnest(CAST(:pages AS text[]), CAST(:sources AS text[]), CAST(:channels AS text[]),
+                CAST(:titles AS text[]), CAST(:topics AS text[]), CAST(:stories AS text[]),
+                CAST(:priorities AS smallint[]), CAST(:statuses AS text[]),
+                CAST(:seen AS text[]), CAST(:error_logs AS text[]))
+         AS u(page, source, channel, title, topic, story, priority, status, seen, error_log)
+    ON CONFLICT (notion_page_id) DO NOTHING
+    RETURNING *
+    """
+)
+
+_RECORD = text(
+    """
+    WITH events AS (
+        INSERT INTO task_events (task_id, from_status, to_status, actor, reason)
+        SELECT * FROM unnest(CAST(:event_tasks AS bigint[]), CAST(:event_from AS text[]),
+                             CAST(:event_to AS text[]), CAST(:event_actors AS text[]),
+                             CAST(:event_reasons AS text[]))
+    ), pushes AS (
+        INSERT INTO outbox (task_id, notion_page_id, properties)
+        SELECT u.task, u.page, jsonb_build_object('status', u.status)
+        FROM unnest(CAST(:push_tasks AS bigint[]), CAST(:push_pages AS text[]),
+                    CAST(:push_statuses AS text[])) AS u(task, page, status)
+    )
+    SELECT pg_notify(channel, '') FROM unnest(CAST(:channels AS text[])) AS channel
+    """
+)
+
+
 async def insert_tasks(
     conn: AsyncConnection,
     new: Sequence[NewTask],
@@ -147,20 +179,29 @@ async def insert_tasks(
     table: StatusTable,
     reason: str = "",
 ) -> list[TaskRecord]:
-    """Insert tasks in one statement, skipping pages that already have one.
+    """Insert tasks in one statement (arrays, however many), skipping pages that have one.
 
     Returns the tasks actually created, each with its first history row, and an
     outbox row where the page does not already show what the task says.
     """
     if not new:
         return []
-    statement = (
-        pg_insert(_tasks)
-        .values([vars(task) for task in new])
-        .on_conflict_do_nothing(index_elements=["notion_page_id"])
-        .returning(*_COLUMNS)
+    rows = await conn.execute(
+        _INSERT_TASKS,
+        {
+            "pages": [t.notion_page_id for t in new],
+            "sources": [t.data_source_id for t in new],
+            "channels": [t.channel for t in new],
+            "titles": [t.title for t in new],
+            "topics": [t.topic for t in new],
+            "stories": [t.story_direction for t in new],
+            "priorities": [t.priority for t in new],
+            "statuses": [t.status for t in new],
+            "seen": [json.dumps(t.notion_seen) for t in new],
+            "error_logs": [t.error_log for t in new],
+        },
     )
-    created = [TaskRecord.from_row(row) for row in (await conn.execute(statement)).all()]
+    created = [TaskRecord.from_mapping(dict(row)) for row in rows.mappings()]
     changes = [
         TaskChange(
             task_id=task.id,
@@ -209,36 +250,27 @@ async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) ->
 async def record_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
     """Write the history and outbox rows of changes already made to the task rows.
 
-    A task that became runnable wakes the workers (NOTIFY, delivered at commit).
+    One statement, whatever the number of changes. Notion-visible changes wake
+    push-back, and a task that became runnable wakes the workers (NOTIFY, at commit).
     """
     moves = [c for c in changes if c.from_status != c.to_status]
-    if moves:
-        await conn.execute(
-            insert(_events),
-            [
-                {
-                    "task_id": c.task_id,
-                    "from_status": c.from_status,
-                    "to_status": c.to_status,
-                    "actor": c.actor,
-                    "reason": c.reason,
-                }
-                for c in moves
-            ],
-        )
     pushes = [c for c in changes if c.push]
-    if pushes:
-        await conn.execute(
-            insert(_outbox),
-            [
-                {
-                    "task_id": c.task_id,
-                    "notion_page_id": c.notion_page_id,
-                    "properties": {"status": c.to_status},
-                }
-                for c in pushes
-            ],
-        )
-        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OUTBOX_CHANNEL})
-    if any(c.to_status in RUNNABLE_STATUSES and c.from_status != c.to_status for c in changes):
-        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": TASKS_CHANNEL})
+    channels = [OUTBOX_CHANNEL] if pushes else []
+    if any(c.to_status in RUNNABLE_STATUSES for c in moves):
+        channels.append(TASKS_CHANNEL)
+    if not moves and not pushes:
+        return
+    await conn.execute(
+        _RECORD,
+        {
+            "event_tasks": [c.task_id for c in moves],
+            "event_from": [c.from_status for c in moves],
+            "event_to": [c.to_status for c in moves],
+            "event_actors": [c.actor for c in moves],
+            "event_reasons": [c.reason for c in moves],
+            "push_tasks": [c.task_id for c in pushes],
+            "push_pages": [c.notion_page_id for c in pushes],
+            "push_statuses": [c.to_status for c in pushes],
+            "channels": channels,
+        },
+    )

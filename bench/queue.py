@@ -1,0 +1,548 @@
+"""Benchmark: reelqueue's queue against PgQueuer 1.6, side by side on one embedded server.
+
+Measures, for each system on the same run and the same embedded PostgreSQL (two
+databases, loopback only):
+
+- enqueue of 10,000 tasks in one call (reelqueue: `insert_tasks`; PgQueuer:
+  `Queries.enqueue` with lists), best and median of three, each in a fresh table;
+- claim + complete throughput over a pre-filled queue with a no-op step: 1 worker
+  taking 1 at a time, and 5 workers taking 10 at a time. Each worker is its own
+  process (spawned, so the GIL caps neither system); the clock starts when all are
+  connected and stops at the last completion committed. reelqueue's job is one
+  `claim_tasks` transaction and one `finish_many` transaction for what it claimed, as
+  a worker's completer records finished steps (claimed -> assets_ready, with history,
+  outbox rows and NOTIFY); PgQueuer's is its own
+  `PgQueuer.run(mode=drain)` with a no-op entrypoint (dequeue, then its batched log);
+- wake-up latency: one task at a time into an idle consumer process (a real
+  `reelqueue.pipeline.Worker` polling every 2 s; a `PgQueuer` with its 30 s default),
+  from commit acknowledged to the claim (the claim transaction's `now()`, from
+  `task_events` / `pgqueuer_log`) and to the step or entrypoint being called.
+
+Prints one JSON object per measurement, then a summary with reelqueue / PgQueuer
+ratios and the targets: throughput at least PgQueuer's, wake-up p95 under 50 ms,
+10,000 enqueued in under 0.5 s.
+
+    .venv/bin/python bench/queue.py [--jobs 5000] [--samples 200]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    del sys.path[0]  # this file is queue.py: the standard library's queue must win
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import multiprocessing
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import asyncpg
+from pgqueuer import AsyncpgDriver, PgQueuer, Queries
+from pgqueuer.domain import models, types
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from reelqueue.config import Channel, Channels, Settings
+from reelqueue.db import create_engine, ensure_database, start_embedded_server, upgrade
+from reelqueue.logs import configure_logging
+from reelqueue.pipeline import StepContext, StepFunction, StepResult, Worker
+from reelqueue.queue import ClaimLimits, Finish, NewTask, claim_tasks, finish_many, insert_tasks
+from reelqueue.statuses import STEPS, StatusTable
+
+CHANNELS = ("science", "history")
+LIMITS = ClaimLimits(channel_caps=dict.fromkeys(CHANNELS, 10**6), step_caps={})
+LEASE = timedelta(seconds=30)
+SEEN = {"status": "Queued", "priority": None, "error_log": "", "youtube_url": None}
+DONE = "assets_ready"
+ENTRYPOINT = "noop"
+ENQUEUE_N = 10_000
+ENQUEUE_REPEATS = 3
+WARMUP = 5
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def emit(record: dict[str, Any]) -> None:
+    print(json.dumps(record), flush=True)
+
+
+def new_tasks(n: int) -> list[NewTask]:
+    return [
+        NewTask(
+            notion_page_id=str(uuid.uuid4()),
+            data_source_id="bench",
+            channel=CHANNELS[i % len(CHANNELS)],
+            title=f"bench {i}",
+            topic="",
+            story_direction="",
+            priority=1,
+            status="queued",
+            notion_seen=SEEN,
+            error_log="",
+        )
+        for i in range(n)
+    ]
+
+
+async def sql(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def reset_reelqueue(url: str) -> None:
+    await sql(url, "TRUNCATE tasks, task_events, outbox RESTART IDENTITY")
+
+
+async def reset_pgqueuer(url: str) -> None:
+    await sql(url, "TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics RESTART IDENTITY")
+
+
+async def fill_reelqueue(url: str, n: int, chunk: int = 2_000) -> None:
+    """Queue n tasks (in chunks: see `enqueue_reelqueue`), then ANALYZE as autovacuum would."""
+    await reset_reelqueue(url)
+    engine = create_engine(url)
+    tasks = new_tasks(n)
+    async with engine.begin() as conn:
+        for start in range(0, n, chunk):
+            await insert_tasks(
+                conn, tasks[start : start + chunk], actor="bench", table=StatusTable()
+            )
+    await engine.dispose()
+    await sql(url, "ANALYZE tasks", "ANALYZE task_events", "ANALYZE outbox")
+
+
+async def fill_pgqueuer(url: str, n: int) -> None:
+    await reset_pgqueuer(url)
+    conn = await asyncpg.connect(url)
+    try:
+        await Queries(AsyncpgDriver(conn)).enqueue([ENTRYPOINT] * n, [None] * n, [0] * n)
+    finally:
+        await conn.close()
+    await sql(url, "ANALYZE pgqueuer", "ANALYZE pgqueuer_log")
+
+
+async def enqueue_reelqueue(url: str, chunk: int | None) -> dict[str, Any]:
+    """10,000 tasks through `insert_tasks` in one transaction: one call, or calls of `chunk`."""
+    engine = create_engine(url)
+    seconds: list[float] = []
+    error = None
+    try:
+        for _ in range(ENQUEUE_REPEATS):
+            await reset_reelqueue(url)
+            tasks = new_tasks(ENQUEUE_N)
+            size = chunk or ENQUEUE_N
+            started = time.perf_counter()
+            try:
+                async with engine.begin() as conn:
+                    for start in range(0, ENQUEUE_N, size):
+                        await insert_tasks(
+                            conn, tasks[start : start + size], actor="bench", table=StatusTable()
+                        )
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+                break
+            seconds.append(time.perf_counter() - started)
+    finally:
+        await engine.dispose()
+    return {"calls": 1 if chunk is None else -(-ENQUEUE_N // chunk), "error": error} | spread(
+        seconds
+    )
+
+
+async def enqueue_pgqueuer(url: str) -> dict[str, Any]:
+    seconds: list[float] = []
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        for _ in range(ENQUEUE_REPEATS):
+            await reset_pgqueuer(url)
+            entrypoints = [ENTRYPOINT] * ENQUEUE_N
+            payloads: list[bytes | None] = [None] * ENQUEUE_N
+            priorities = [0] * ENQUEUE_N
+            started = time.perf_counter()
+            await queries.enqueue(entrypoints, payloads, priorities)
+            seconds.append(time.perf_counter() - started)
+    finally:
+        await conn.close()
+    return {"calls": 1, "error": None} | spread(seconds)
+
+
+def spread(seconds: Sequence[float]) -> dict[str, Any]:
+    if not seconds:
+        return {"seconds": [], "best_s": None, "median_s": None}
+    return {
+        "seconds": [round(s, 4) for s in seconds],
+        "best_s": round(min(seconds), 4),
+        "median_s": round(statistics.median(seconds), 4),
+    }
+
+
+def reelqueue_drainer(
+    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
+) -> None:
+    asyncio.run(_reelqueue_drain(url, name, batch, ready, go, results))
+
+
+async def _reelqueue_drain(
+    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
+) -> None:
+    engine = create_engine(url, pool_size=1)
+    async with engine.connect():
+        pass
+    ready.put(name)
+    go.wait()
+    done, last = 0, time.perf_counter()
+    while True:
+        async with engine.begin() as conn:
+            claimed = await claim_tasks(
+                conn, worker_id=name, limit=batch, lease=LEASE, limits=LIMITS
+            )
+        if not claimed:
+            break
+        async with engine.begin() as conn:
+            outcomes = await finish_many(
+                conn,
+                [Finish(job.task, job.task.status, [(DONE, "assets done")], {}) for job in claimed],
+                worker_id=name,
+                actor=f"worker:{name}",
+            )
+        done += sum(outcomes)
+        last = time.perf_counter()
+    await engine.dispose()
+    results.put({"worker": name, "done": done, "last": last})
+
+
+@dataclasses.dataclass
+class TimedQueries(Queries):
+    """PgQueuer's queries, noting when its completions (the batched job log) are committed."""
+
+    completed: int = 0
+    last: float = 0.0
+
+    async def log_jobs(
+        self,
+        job_status: list[tuple[models.Job, types.JOB_STATUS, models.TracebackRecord | None]],
+    ) -> None:
+        await super().log_jobs(job_status)
+        self.completed += sum(1 for _job, status, _tb in job_status if status == "successful")
+        self.last = time.perf_counter()
+
+
+def pgqueuer_drainer(
+    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
+) -> None:
+    asyncio.run(_pgqueuer_drain(url, name, batch, ready, go, results))
+
+
+async def _pgqueuer_drain(
+    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
+) -> None:
+    driver = AsyncpgDriver(await asyncpg.connect(url))
+    queries = TimedQueries(driver)
+    pgq = PgQueuer(driver, queries=queries)
+
+    @pgq.entrypoint(ENTRYPOINT)
+    async def noop(job: models.Job) -> None:
+        pass
+
+    ready.put(name)
+    go.wait()
+    await pgq.run(batch_size=batch, mode=types.QueueExecutionMode.drain)
+    results.put({"worker": name, "done": queries.completed, "last": queries.last})
+
+
+Drainer = Callable[[str, str, int, "Queue[str]", Event, "Queue[dict[str, Any]]"], None]
+
+
+def throughput(drainer: Drainer, url: str, jobs: int, workers: int, batch: int) -> dict[str, Any]:
+    """Run `workers` processes until the queue is empty; jobs per second, start to last commit."""
+    ready: Queue[str] = SPAWN.Queue()
+    results: Queue[dict[str, Any]] = SPAWN.Queue()
+    go = SPAWN.Event()
+    processes = [
+        SPAWN.Process(target=drainer, args=(url, f"bench-{i}", batch, ready, go, results))
+        for i in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get(timeout=60)
+    started = time.perf_counter()
+    go.set()
+    finished = [results.get(timeout=300) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    done = sum(r["done"] for r in finished)
+    elapsed = max(r["last"] for r in finished) - started
+    return {
+        "workers": workers,
+        "batch": batch,
+        "jobs": jobs,
+        "completed": done,
+        "per_worker": sorted(r["done"] for r in finished),
+        "seconds": round(elapsed, 3),
+        "jobs_per_s": round(done / elapsed, 1),
+    }
+
+
+def noop_steps(stamps: Queue[tuple[int, float]]) -> dict[str, StepFunction]:
+    async def step(ctx: StepContext) -> StepResult:
+        stamps.put((ctx.task.id, time.time()))
+        return StepResult()
+
+    return dict.fromkeys(STEPS, step)
+
+
+def reelqueue_consumer(
+    url: str, artifacts: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
+) -> None:
+    asyncio.run(_reelqueue_consume(url, artifacts, ready, stop, stamps))
+
+
+async def _reelqueue_consume(
+    url: str, artifacts: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
+) -> None:
+    configure_logging("warning")
+    settings = Settings(demo_step_seconds=0, artifacts_dir=Path(artifacts))
+    channels = Channels(
+        channels=tuple(Channel(id=c, name=c, max_concurrent=1000) for c in CHANNELS)
+    )
+    worker = Worker(url, settings, channels, {"demo": noop_steps(stamps)}, poll_s=2.0)
+    stopping = asyncio.Event()
+    running = asyncio.create_task(worker.run(stopping))
+    await worker.started.wait()
+    ready.put("reelqueue")
+    await asyncio.to_thread(stop.wait)
+    stopping.set()
+    await running
+
+
+def pgqueuer_consumer(
+    url: str, _artifacts: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
+) -> None:
+    asyncio.run(_pgqueuer_consume(url, ready, stop, stamps))
+
+
+async def _pgqueuer_consume(
+    url: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
+) -> None:
+    driver = AsyncpgDriver(await asyncpg.connect(url))
+    pgq = PgQueuer(driver)
+
+    @pgq.entrypoint(ENTRYPOINT)
+    async def noop(job: models.Job) -> None:
+        stamps.put((int(job.id), time.time()))
+
+    running = asyncio.create_task(pgq.run())
+    ready.put("pgqueuer")
+    await asyncio.to_thread(stop.wait)
+    pgq.shutdown.set()
+    await running
+
+
+Consumer = Callable[[str, str, "Queue[str]", Event, "Queue[tuple[int, float]]"], None]
+
+
+async def _commit_reelqueue(engine: AsyncEngine) -> tuple[int, float]:
+    async with engine.connect() as conn:
+        created = await insert_tasks(conn, new_tasks(1), actor="bench", table=StatusTable())
+        await conn.commit()
+        return created[0].id, time.time()
+
+
+async def _commit_pgqueuer(queries: Queries) -> tuple[int, float]:
+    (job_id,) = await queries.enqueue(ENTRYPOINT, None)
+    return int(job_id), time.time()
+
+
+_CLAIMS = {
+    "reelqueue": "SELECT task_id AS id, extract(epoch FROM created_at)::float8 AS at"
+    " FROM task_events WHERE reason = 'claimed for assets'",
+    "pgqueuer": "SELECT job_id AS id, extract(epoch FROM created)::float8 AS at"
+    " FROM pgqueuer_log WHERE status = 'picked'",
+}
+
+
+async def _wake_samples(
+    system: str, url: str, samples: int, stamps: Queue[tuple[int, float]], gap_s: float
+) -> list[tuple[float, float]]:
+    engine = create_engine(url)
+    conn = await asyncpg.connect(url)
+    queries = Queries(AsyncpgDriver(conn))
+    commits: dict[int, tuple[float, float]] = {}
+    try:
+        for i in range(WARMUP + samples):
+            if system == "reelqueue":
+                task_id, committed = await _commit_reelqueue(engine)
+            else:
+                task_id, committed = await _commit_pgqueuer(queries)
+            stamped_id, handled = await asyncio.to_thread(stamps.get, True, 10)
+            assert stamped_id == task_id, (stamped_id, task_id)
+            if i >= WARMUP:
+                commits[task_id] = (committed, handled)
+            await asyncio.sleep(random.uniform(gap_s, 2 * gap_s))
+        claims = {row["id"]: row["at"] for row in await conn.fetch(_CLAIMS[system])}
+    finally:
+        await conn.close()
+        await engine.dispose()
+    return [(claims[i] - c, h - c) for i, (c, h) in commits.items()]
+
+
+def wake_latency(
+    consumer: Consumer, system: str, url: str, samples: int, gap_s: float = 0.04
+) -> dict[str, Any]:
+    """One task at a time, each `gap_s` to 2 x `gap_s` after the last one reached its handler
+    (by default long enough for the consumer to have finished it and gone idle)."""
+    ready: Queue[str] = SPAWN.Queue()
+    stamps: Queue[tuple[int, float]] = SPAWN.Queue()
+    stop = SPAWN.Event()
+    with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as artifacts:
+        process = SPAWN.Process(target=consumer, args=(url, artifacts, ready, stop, stamps))
+        process.start()
+        try:
+            ready.get(timeout=60)
+            time.sleep(0.5)  # the LISTEN connection is opened in the background
+            pairs = asyncio.run(_wake_samples(system, url, samples, stamps, gap_s))
+        finally:
+            stop.set()
+            process.join(timeout=60)
+    claim_ms = sorted(1000 * c for c, _ in pairs)
+    handler_ms = sorted(1000 * h for _, h in pairs)
+    return {
+        "samples": len(pairs),
+        "gap_ms": [round(1000 * gap_s), round(2000 * gap_s)],
+        "to_claim_ms": percentiles(claim_ms),
+        "to_handler_ms": percentiles(handler_ms),
+        "over_1s": sum(1 for ms in handler_ms if ms > 1000),
+    }
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "p50": round(cuts[49], 2),
+        "p95": round(cuts[94], 2),
+        "max": round(max(values), 2),
+        "min": round(min(values), 2),
+    }
+
+
+async def prepare(data_dir: Path) -> tuple[str, str, dict[str, Any]]:
+    server = start_embedded_server(data_dir)
+    suffix = uuid.uuid4().hex[:8]
+    rq_url = await ensure_database(server, f"bench_rq_{suffix}")
+    await upgrade(rq_url)
+    pq_url = await ensure_database(server, f"bench_pgq_{suffix}")
+    conn = await asyncpg.connect(pq_url)
+    try:
+        await Queries(AsyncpgDriver(conn)).install()
+        info = {
+            "postgres": await conn.fetchval("SHOW server_version"),
+            "fsync": await conn.fetchval("SHOW fsync"),
+            "synchronous_commit": await conn.fetchval("SHOW synchronous_commit"),
+            "pgqueuer_unlogged_tables": await conn.fetchval(
+                "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgqueuer%'"
+                " AND relkind = 'r' AND relpersistence = 'u'"
+            ),
+        }
+    finally:
+        await conn.close()
+    return rq_url, pq_url, info
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    if ours is None or theirs is None or theirs == 0:
+        return None
+    return round(ours / theirs, 3)
+
+
+def wake_ratio(results: dict[str, dict[str, Any]], key: str, cut: str) -> float | None:
+    return ratio(results["wakeup/reelqueue"][key][cut], results["wakeup/pgqueuer"][key][cut])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=5_000, help="tasks per throughput run")
+    parser.add_argument("--samples", type=int, default=200, help="wake-up samples per system")
+    args = parser.parse_args()
+    configure_logging("warning")
+    bench_started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="reelqueue-bench-") as tmp:
+        rq_url, pq_url, info = asyncio.run(prepare(Path(tmp) / "data"))
+        emit({"run": "setup", "cpus": multiprocessing.cpu_count()} | info)
+        results: dict[str, dict[str, Any]] = {}
+
+        def record(run: str, system: str, figures: dict[str, Any]) -> None:
+            results[f"{run}/{system}"] = figures
+            emit({"run": run, "system": system} | figures)
+
+        record("enqueue_10000", "reelqueue", asyncio.run(enqueue_reelqueue(rq_url, None)))
+        record("enqueue_10000", "pgqueuer", asyncio.run(enqueue_pgqueuer(pq_url)))
+
+        for workers, batch in ((1, 1), (5, 10)):
+            run = f"throughput_{workers}w_batch{batch}"
+            asyncio.run(fill_reelqueue(rq_url, args.jobs))
+            record(
+                run, "reelqueue", throughput(reelqueue_drainer, rq_url, args.jobs, workers, batch)
+            )
+            asyncio.run(fill_pgqueuer(pq_url, args.jobs))
+            record(run, "pgqueuer", throughput(pgqueuer_drainer, pq_url, args.jobs, workers, batch))
+
+        asyncio.run(reset_reelqueue(rq_url))
+        asyncio.run(reset_pgqueuer(pq_url))
+        record(
+            "wakeup",
+            "reelqueue",
+            wake_latency(reelqueue_consumer, "reelqueue", rq_url, args.samples),
+        )
+        record(
+            "wakeup", "pgqueuer", wake_latency(pgqueuer_consumer, "pgqueuer", pq_url, args.samples)
+        )
+
+    def both(run: str, key: str) -> float | None:
+        return ratio(results[f"{run}/reelqueue"][key], results[f"{run}/pgqueuer"][key])
+
+    wake = results["wakeup/reelqueue"]["to_claim_ms"]
+    enqueue_s = results["enqueue_10000/reelqueue"]["median_s"]
+    one, five = (
+        both("throughput_1w_batch1", "jobs_per_s"),
+        both("throughput_5w_batch10", "jobs_per_s"),
+    )
+    summary = {
+        "run": "summary",
+        "ratios_reelqueue_over_pgqueuer": {
+            "throughput_1w_batch1": one,
+            "throughput_5w_batch10": five,
+            "enqueue_10000_one_call_seconds": both("enqueue_10000", "median_s"),
+            "wakeup_to_claim_p50": wake_ratio(results, "to_claim_ms", "p50"),
+            "wakeup_to_claim_p95": wake_ratio(results, "to_claim_ms", "p95"),
+            "wakeup_to_handler_p95": wake_ratio(results, "to_handler_ms", "p95"),
+        },
+        "targets": {
+            "throughput_1w_at_least_pgqueuer": one is not None and one >= 1,
+            "throughput_5w_at_least_pgqueuer": five is not None and five >= 1,
+            "wakeup_p95_under_50ms": wake["p95"] < 50,
+            "enqueue_10000_under_0_5s": enqueue_s is not None and enqueue_s < 0.5,
+        },
+        "bench_seconds": round(time.perf_counter() - bench_started, 1),
+    }
+    emit(summary)
+
+
+if __name__ == "__main__":
+    main()
