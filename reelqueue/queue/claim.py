@@ -9,13 +9,13 @@ advisory lock so those counts hold; the claim itself is one short transaction.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.db.models import RUNNABLE_STATUSES
@@ -37,6 +37,7 @@ __all__ = [
 
 CLAIM_LOCK_KEY = 0x7265_656C_6300
 _TABLE = StatusTable()
+_TABLE_STEPS = sorted({row.step for row in _TABLE if row.step is not None})
 _RUNNING = tuple(_TABLE.statuses_of(Kind.RUNNING))
 
 
@@ -50,11 +51,10 @@ class ClaimLimits:
 
 @dataclass(frozen=True)
 class ClaimedTask:
-    """A task this worker now holds, and the step it is to run (None: only advance)."""
+    """A task this worker now holds, and the step it is to run."""
 
     task: TaskRecord
     step: str | None
-    from_status: str
 
 
 def waiting_status_for(step: str) -> str:
@@ -71,83 +71,13 @@ def running_status_for(step: str) -> str:
     )
 
 
-def _step_of(task: Mapping[str, Any]) -> str | None:
-    status = str(task["status"])
-    if status == "queued" and task["resume_step"]:
-        return str(task["resume_step"])
-    return _TABLE[status].step
-
-
-_BUSY = text(
-    "SELECT channel, status, count(*) AS n FROM tasks"
-    " WHERE locked_by IS NOT NULL GROUP BY channel, status"
+_CLAIM = text(
+    "SELECT * FROM reelqueue_claim(:worker, :limit, :lease, :channels, :channel_caps,"
+    " :step_names, :step_caps, :status_of, :step_of, :running_step, :running_status,"
+    " :runnable, :lock_key)"
 )
-_CANDIDATES = text(
-    """
-    SELECT c.id, c.channel, c.status, c.priority, c.created_at, c.resume_step,
-           (SELECT max(s.locked_at) FROM tasks s WHERE s.channel = ch.channel) AS last_served
-    FROM unnest(CAST(:channels AS text[]), CAST(:fetch AS int[])) AS ch(channel, take)
-    CROSS JOIN LATERAL (
-        SELECT t.id, t.channel, t.status, t.priority, t.created_at, t.resume_step
-        FROM tasks t
-        WHERE t.channel = ch.channel
-          AND t.status = ANY(CAST(:runnable AS text[]))
-          AND t.run_after <= now()
-          AND t.locked_by IS NULL
-        ORDER BY t.priority, t.created_at, t.id
-        LIMIT ch.take
-        FOR UPDATE SKIP LOCKED
-    ) c
-    """
-)
-_TAKE = text(
-    """
-    UPDATE tasks t SET
-        status = picked.to_status,
-        locked_by = :worker,
-        locked_at = now(),
-        heartbeat_at = now(),
-        lease_expires_at = now() + CAST(:lease AS interval),
-        attempts = CASE WHEN t.attempts = 0 THEN 1 ELSE t.attempts END,
-        updated_at = now(),
-        version = t.version + 1
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[])) AS picked(id, to_status)
-    WHERE t.id = picked.id
-    RETURNING t.*
-    """
-)
-
-
-def _pick(
-    candidates: Sequence[dict[str, Any]],
-    channel_slots: dict[str, int],
-    step_slots: dict[str, int],
-    limit: int,
-    last_served: Mapping[str, float],
-) -> list[dict[str, Any]]:
-    """Choose in order: priority; each channel's n-th task before any channel's (n+1)-th,
-    the channel served least recently first; then first in, first out."""
-    rank: dict[str, int] = {}
-    ranked = []
-    for row in sorted(candidates, key=lambda r: (r["priority"], r["created_at"], r["id"])):
-        channel = row["channel"]
-        rank[channel] = rank.get(channel, 0) + 1
-        key = (row["priority"], rank[channel], last_served.get(channel, 0.0), row["created_at"])
-        ranked.append((key, row["id"], row))
-    chosen: list[dict[str, Any]] = []
-    for _key, _id, row in sorted(ranked, key=lambda r: (r[0], r[1])):
-        if len(chosen) >= limit:
-            break
-        step = _step_of(row)
-        if step is None or channel_slots.get(row["channel"], 0) <= 0:
-            continue
-        if step in step_slots and step_slots[step] <= 0:
-            continue
-        channel_slots[row["channel"]] -= 1
-        if step in step_slots:
-            step_slots[step] -= 1
-        chosen.append(row)
-    return chosen
+_STEP_OF = {row.status: row.step for row in _TABLE if row.step is not None}
+_RUNNING_FOR = {step: running_status_for(step) for step in _TABLE_STEPS}
 
 
 async def claim_tasks(
@@ -158,82 +88,39 @@ async def claim_tasks(
     lease: timedelta,
     limits: ClaimLimits,
 ) -> list[ClaimedTask]:
-    """Claim up to `limit` runnable tasks for `worker_id`, in the caller's transaction."""
-    if limit <= 0:
+    """Claim up to `limit` runnable tasks for `worker_id` in one round trip.
+
+    The `reelqueue_claim` function (migration 0003) takes the advisory lock, counts
+    what runs per channel and step, picks in order within the caps, locks the rows
+    (SKIP LOCKED), writes their history and outbox rows, and takes their leases.
+    """
+    if limit <= 0 or not limits.channel_caps:
         return []
-    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK_KEY})
-    channel_busy: dict[str, int] = {}
-    step_busy: dict[str, int] = {}
-    for busy in (await conn.execute(_BUSY)).mappings():
-        channel_busy[busy["channel"]] = channel_busy.get(busy["channel"], 0) + busy["n"]
-        step = _TABLE[busy["status"]].step if busy["status"] in _TABLE else None
-        if step is not None:
-            step_busy[step] = step_busy.get(step, 0) + busy["n"]
-    channel_slots = {
-        c: cap - channel_busy.get(c, 0)
-        for c, cap in limits.channel_caps.items()
-        if cap - channel_busy.get(c, 0) > 0
-    }
-    if not channel_slots:
-        return []
-    step_slots = {s: cap - step_busy.get(s, 0) for s, cap in limits.step_caps.items()}
-    channels = sorted(channel_slots)
-    fetch = [min(channel_slots[c], limit) * 2 + 2 for c in channels]
-    found = await conn.execute(
-        _CANDIDATES,
-        {"channels": channels, "fetch": fetch, "runnable": list(RUNNABLE_STATUSES)},
-    )
-    candidates = [dict(row) for row in found.mappings()]
-    last_served = {
-        row["channel"]: row["last_served"].timestamp()
-        for row in candidates
-        if row["last_served"] is not None
-    }
-    chosen = _pick(candidates, channel_slots, step_slots, limit, last_served)
-    if not chosen:
-        return []
-    targets = {row["id"]: _first_running(row, _step_of(row)) for row in chosen}
-    taken = await conn.execute(
-        _TAKE,
+    channels = sorted(limits.channel_caps)
+    steps = sorted(limits.step_caps)
+    rows = await conn.execute(
+        _CLAIM,
         {
             "worker": worker_id,
+            "limit": limit,
             "lease": lease,
-            "ids": list(targets),
-            "statuses": list(targets.values()),
+            "channels": channels,
+            "channel_caps": [limits.channel_caps[c] for c in channels],
+            "step_names": steps,
+            "step_caps": [limits.step_caps[s] for s in steps],
+            "status_of": list(_STEP_OF),
+            "step_of": list(_STEP_OF.values()),
+            "running_step": list(_RUNNING_FOR),
+            "running_status": list(_RUNNING_FOR.values()),
+            "runnable": list(RUNNABLE_STATUSES),
+            "lock_key": CLAIM_LOCK_KEY,
         },
     )
-    by_id = {row["id"]: row for row in chosen}
     claimed = []
-    for updated in taken.mappings():
-        before = by_id[updated["id"]]
-        claimed.append(
-            ClaimedTask(
-                TaskRecord.from_mapping(dict(updated)), _step_of(before), str(before["status"])
-            )
-        )
-    await record_changes(
-        conn,
-        [
-            TaskChange(
-                task_id=c.task.id,
-                notion_page_id=c.task.notion_page_id,
-                from_status=c.from_status,
-                to_status=c.task.status,
-                actor=f"worker:{worker_id}",
-                reason=f"claimed for {c.step}" if c.step else "advanced",
-            )
-            for c in claimed
-        ],
-    )
+    for row in rows.mappings():
+        task = TaskRecord.from_mapping(dict(row))
+        claimed.append(ClaimedTask(task, _STEP_OF.get(task.status)))
     return claimed
-
-
-def _first_running(row: Mapping[str, Any], step: str | None) -> str:
-    """Where a claim moves a task: Processing for a fresh one, else the step's status."""
-    assert step is not None
-    if row["status"] == "queued" and not row["resume_step"]:
-        return "claimed"
-    return running_status_for(step)
 
 
 async def heartbeat(
@@ -322,33 +209,81 @@ class Finish:
     values: Mapping[str, Any]
 
 
+_FINISH_COLUMNS: dict[str, str] = {
+    "outputs": "jsonb",
+    "step_attempts": "int",
+    "attempts": "int",
+    "resume_step": "text",
+    "error_log": "text",
+    "youtube_url": "text",
+    "run_after": "timestamptz",
+}
+_FINISH = text(
+    """
+    UPDATE tasks t SET
+        status = u.final,
+        locked_by = NULL,
+        heartbeat_at = NULL,
+        lease_expires_at = NULL,
+        updated_at = now(),
+        version = t.version + 1,
+    """
+    + ",\n".join(
+        f"        {column} = CASE WHEN u.vals ? '{column}'"
+        f" THEN CAST(u.vals ->> '{column}' AS {kind}) ELSE t.{column} END"
+        if kind != "jsonb"
+        else f"        {column} = CASE WHEN u.vals ? '{column}' THEN u.vals -> '{column}'"
+        f" ELSE t.{column} END"
+        for column, kind in _FINISH_COLUMNS.items()
+    )
+    + """
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:expected AS text[]), CAST(:finals AS text[]),
+                CAST(:vals AS jsonb[])) AS u(id, expected, final, vals)
+    WHERE t.id = u.id AND t.locked_by = :worker AND t.status = u.expected
+    RETURNING t.id
+    """
+)
+
+
+def _encoded(values: Mapping[str, Any]) -> str:
+    unknown = set(values) - set(_FINISH_COLUMNS)
+    if unknown:
+        raise ValueError(f"finish cannot set {sorted(unknown)}")
+    return json.dumps(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+    )
+
+
 async def finish_many(
     conn: AsyncConnection, items: Sequence[Finish], *, worker_id: str, actor: str
 ) -> list[bool]:
-    """End this worker's hold on several tasks in the caller's transaction.
+    """End this worker's hold on several tasks in one statement (in the caller's transaction).
 
     Each moves only if the worker still holds it in its expected status; False for
     one means its lease was lost (reaped, or the creator cancelled) and nothing of it
-    was written. History and outbox rows of all of them go in one statement.
+    was written. History and outbox rows of all of them go in one more statement.
     """
-    done: list[bool] = []
+    if not items:
+        return []
+    moved = set(
+        (
+            await conn.scalars(
+                _FINISH,
+                {
+                    "ids": [item.task.id for item in items],
+                    "expected": [item.expected_status for item in items],
+                    "finals": [item.path[-1][0] for item in items],
+                    "vals": [_encoded(item.values) for item in items],
+                    "worker": worker_id,
+                },
+            )
+        ).all()
+    )
     changes: list[TaskChange] = []
     for item in items:
-        final = item.path[-1][0]
-        moved = await conn.scalar(
-            text(
-                "UPDATE tasks SET status = :status, locked_by = NULL,"
-                " heartbeat_at = NULL, lease_expires_at = NULL, updated_at = now(),"
-                " version = version + 1"
-                + "".join(f", {column} = :{column}" for column in item.values)
-                + " WHERE id = :id AND locked_by = :worker AND status = :expected RETURNING id"
-            ).bindparams(*_json_params(item.values)),
-            {"status": final, "id": item.task.id, "worker": worker_id,
-             "expected": item.expected_status} | dict(item.values),
-        )  # fmt: skip
-        done.append(moved is not None)
-        if moved is None:
+        if item.task.id not in moved:
             continue
+        final = item.path[-1][0]
         previous = item.expected_status
         for status, reason in item.path:
             changes.append(
@@ -364,8 +299,4 @@ async def finish_many(
             )
             previous = status
     await record_changes(conn, changes)
-    return done
-
-
-def _json_params(values: Mapping[str, Any]) -> list[Any]:
-    return [bindparam(k, type_=JSONB) for k, v in values.items() if isinstance(v, dict)]
+    return [item.task.id in moved for item in items]
