@@ -171,6 +171,11 @@ _RECORD = text(
 )
 
 
+def _arrays(items: Sequence[Any], **attributes: str) -> dict[str, list[Any]]:
+    """Statement parameters as one array per attribute, for `unnest`."""
+    return {name: [getattr(item, attr) for item in items] for name, attr in attributes.items()}
+
+
 async def insert_tasks(
     conn: AsyncConnection,
     new: Sequence[NewTask],
@@ -186,21 +191,20 @@ async def insert_tasks(
     """
     if not new:
         return []
-    rows = await conn.execute(
-        _INSERT_TASKS,
-        {
-            "pages": [t.notion_page_id for t in new],
-            "sources": [t.data_source_id for t in new],
-            "channels": [t.channel for t in new],
-            "titles": [t.title for t in new],
-            "topics": [t.topic for t in new],
-            "stories": [t.story_direction for t in new],
-            "priorities": [t.priority for t in new],
-            "statuses": [t.status for t in new],
-            "seen": [json.dumps(t.notion_seen) for t in new],
-            "error_logs": [t.error_log for t in new],
-        },
+    columns = _arrays(
+        new,
+        pages="notion_page_id",
+        sources="data_source_id",
+        channels="channel",
+        titles="title",
+        topics="topic",
+        stories="story_direction",
+        priorities="priority",
+        statuses="status",
+        error_logs="error_log",
     )
+    columns["seen"] = [json.dumps(task.notion_seen) for task in new]
+    rows = await conn.execute(_INSERT_TASKS, columns)
     created = [TaskRecord.from_mapping(dict(row)) for row in rows.mappings()]
     changes = [
         TaskChange(
@@ -262,15 +266,16 @@ async def record_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -
         return
     await conn.execute(
         _RECORD,
-        {
-            "event_tasks": [c.task_id for c in moves],
-            "event_from": [c.from_status for c in moves],
-            "event_to": [c.to_status for c in moves],
-            "event_actors": [c.actor for c in moves],
-            "event_reasons": [c.reason for c in moves],
-            "push_tasks": [c.task_id for c in pushes],
-            "push_pages": [c.notion_page_id for c in pushes],
-            "push_statuses": [c.to_status for c in pushes],
-            "channels": channels,
-        },
+        _arrays(
+            moves,
+            event_tasks="task_id",
+            event_from="from_status",
+            event_to="to_status",
+            event_actors="actor",
+            event_reasons="reason",
+        )
+        | _arrays(
+            pushes, push_tasks="task_id", push_pages="notion_page_id", push_statuses="to_status"
+        )
+        | {"channels": channels},
     )
