@@ -6,7 +6,7 @@ webhook delay; then a quiet calendar of 5,000 pages with 1,000 tasks, counting N
 requests per poll cycle. Prints one JSON object per run, then a summary object with
 the targets and the on/off ratios.
 
-    .venv/bin/python bench/batch_queue.py [--sizes 20,100,1000] [--steady-pages 5000]
+    .venv/bin/python -m bench.batch_queue [--sizes 20,100,1000] [--steady-pages 5000]
 """
 
 from __future__ import annotations

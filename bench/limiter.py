@@ -5,7 +5,7 @@ Retry-After) and the official SDK alone (its own 429 retries, no limiter). Repor
 elapsed time against the ideal `(requests - burst) / rate`, the 429s the sandbox sent,
 and the calls that failed.
 
-    .venv/bin/python bench/limiter.py [--requests 150] [--callers 50]
+    .venv/bin/python -m bench.limiter [--requests 150] [--callers 50]
 """
 
 from __future__ import annotations

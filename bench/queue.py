@@ -22,16 +22,13 @@ Prints one JSON object per measurement, then a summary with reelqueue / PgQueuer
 ratios and the targets: throughput at least PgQueuer's, wake-up p95 under 50 ms,
 10,000 enqueued in under 0.5 s.
 
-    .venv/bin/python bench/queue.py [--jobs 5000] [--samples 200]
+    .venv/bin/python -m bench.queue [--jobs 5000] [--samples 200]
+
+(run it as a module from the repository root: as a script its name would hide the
+standard library's `queue`)
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-if Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    del sys.path[0]  # this file is queue.py: the standard library's queue must win
 
 import argparse
 import asyncio
@@ -47,6 +44,7 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 import asyncpg

@@ -4,7 +4,7 @@ The service runs as its own process (as deployed) against the sandbox; this proc
 sends signed `page.properties_updated` events over loopback, first one at a time, then
 200 at once, and reports the answer times (p50, p95, p99, max) of each and their ratio.
 
-    .venv/bin/python bench/webhook_burst.py [--events 200]
+    .venv/bin/python -m bench.webhook_burst [--events 200]
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints JSON lines; run one with `.venv/bin/python -m bench.NAME`."""
