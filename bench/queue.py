@@ -9,8 +9,8 @@ databases, loopback only):
   taking 1 at a time, and 5 workers taking 10 at a time. Each worker is its own
   process (spawned, so the GIL caps neither system); the clock starts when all are
   connected and stops at the last completion committed. reelqueue's job is one
-  `claim_tasks` transaction and one `finish_many` transaction for what it claimed, as
-  a worker's completer records finished steps (claimed -> assets_ready, with history,
+  `claim_tasks` statement and one `finish_many` statement for what it claimed, on an
+  autocommit connection, as a worker does (claimed -> assets_ready, with history,
   outbox rows and NOTIFY); PgQueuer's is its own
   `PgQueuer.run(mode=drain)` with a no-op entrypoint (dequeue, then its batched log);
 - wake-up latency: one task at a time into an idle consumer process (a real
@@ -199,20 +199,22 @@ def reelqueue_drainer(
 async def _reelqueue_drain(
     url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
 ) -> None:
-    engine = create_engine(url, pool_size=1)
+    engine = create_engine(url, pool_size=1, pre_ping=False)
     async with engine.connect():
         pass
     ready.put(name)
     go.wait()
     done, last = 0, time.perf_counter()
     while True:
-        async with engine.begin() as conn:
+        async with engine.connect() as plain:
+            conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
             claimed = await claim_tasks(
                 conn, worker_id=name, limit=batch, lease=LEASE, limits=LIMITS
             )
         if not claimed:
             break
-        async with engine.begin() as conn:
+        async with engine.connect() as plain:
+            conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
             outcomes = await finish_many(
                 conn,
                 [Finish(job.task, job.task.status, [(DONE, "assets done")], {}) for job in claimed],

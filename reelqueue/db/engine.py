@@ -93,10 +93,14 @@ async def resolve_database_url(settings: Settings) -> str:
     return await ensure_database(server, DEFAULT_DATABASE)
 
 
-def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
-    """An async engine on asyncpg with a small pool that checks connections before use."""
+def create_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> AsyncEngine:
+    """An async engine on asyncpg with a small pool.
+
+    `pre_ping` checks each connection before use (a round trip); a caller that retries
+    on database errors anyway, such as a worker, can do without it.
+    """
     return create_async_engine(
-        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
 
 

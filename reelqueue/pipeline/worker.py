@@ -14,6 +14,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ import asyncpg
 import structlog
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelqueue.config import Channels, Settings
 from reelqueue.db import create_engine
@@ -93,7 +94,9 @@ class Worker:
         self._concurrency = concurrency
         self._poll_s = poll_s
         self._owns_engine = engine is None
-        self._engine = engine or create_engine(database_url, pool_size=max(2, concurrency))
+        self._engine = engine or create_engine(
+            database_url, pool_size=max(2, concurrency), pre_ping=False
+        )
         self._table = StatusTable(settings.status_labels)
         self._lease = timedelta(seconds=settings.lease_s)
         self._running: dict[int, asyncio.Task[None]] = {}
@@ -159,7 +162,7 @@ class Worker:
 
     async def _claim(self, free: int) -> list[ClaimedTask]:
         try:
-            async with self._engine.begin() as conn:
+            async with self._autocommit() as conn:
                 return await claim_tasks(
                     conn, worker_id=self.worker_id, limit=free, lease=self._lease,
                     limits=self._limits(),
@@ -167,6 +170,12 @@ class Worker:
         except DATABASE_ERRORS as exc:
             log.warning("claim failed", error=_first_line(exc))
             return []
+
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection without BEGIN/COMMIT round trips, for the single-statement hot path."""
+        async with self._engine.connect() as conn:
+            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _reap(self) -> None:
         now = asyncio.get_running_loop().time()
@@ -325,7 +334,7 @@ class Worker:
         delay = 0.1
         while True:
             try:
-                async with self._engine.begin() as conn:
+                async with self._autocommit() as conn:
                     return await finish_many(
                         conn, items, worker_id=self.worker_id, actor=f"worker:{self.worker_id}"
                     )

@@ -19,7 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.db.models import RUNNABLE_STATUSES
-from reelqueue.queue.tasks import TaskChange, TaskRecord, apply_changes, record_changes
+from reelqueue.queue.tasks import (
+    OUTBOX_CHANNEL,
+    TASKS_CHANNEL,
+    TaskChange,
+    TaskRecord,
+    apply_changes,
+)
 from reelqueue.statuses import Kind, StatusTable
 
 __all__ = [
@@ -220,27 +226,43 @@ _FINISH_COLUMNS: dict[str, str] = {
 }
 _FINISH = text(
     """
-    UPDATE tasks t SET
-        status = u.final,
-        locked_by = NULL,
-        heartbeat_at = NULL,
-        lease_expires_at = NULL,
-        updated_at = now(),
-        version = t.version + 1,
+    WITH moved AS (
+        UPDATE tasks t SET
+            status = u.final,
+            locked_by = NULL,
+            heartbeat_at = NULL,
+            lease_expires_at = NULL,
+            updated_at = now(),
+            version = t.version + 1,
     """
     + ",\n".join(
-        f"        {column} = CASE WHEN u.vals ? '{column}'"
+        f"            {column} = CASE WHEN u.vals ? '{column}'"
         f" THEN CAST(u.vals ->> '{column}' AS {kind}) ELSE t.{column} END"
         if kind != "jsonb"
-        else f"        {column} = CASE WHEN u.vals ? '{column}' THEN u.vals -> '{column}'"
+        else f"            {column} = CASE WHEN u.vals ? '{column}' THEN u.vals -> '{column}'"
         f" ELSE t.{column} END"
         for column, kind in _FINISH_COLUMNS.items()
     )
     + """
-    FROM unnest(CAST(:ids AS bigint[]), CAST(:expected AS text[]), CAST(:finals AS text[]),
-                CAST(:vals AS jsonb[])) AS u(id, expected, final, vals)
-    WHERE t.id = u.id AND t.locked_by = :worker AND t.status = u.expected
-    RETURNING t.id
+        FROM unnest(CAST(:ids AS bigint[]), CAST(:expected AS text[]), CAST(:finals AS text[]),
+                    CAST(:vals AS jsonb[])) AS u(id, expected, final, vals)
+        WHERE t.id = u.id AND t.locked_by = :worker AND t.status = u.expected
+        RETURNING t.id, t.notion_page_id, t.status
+    ), events AS (
+        INSERT INTO task_events (task_id, from_status, to_status, actor, reason)
+        SELECT e.task, e.from_status, e.to_status, :actor, e.reason
+        FROM unnest(CAST(:event_tasks AS bigint[]), CAST(:event_from AS text[]),
+                    CAST(:event_to AS text[]), CAST(:event_reasons AS text[]))
+             AS e(task, from_status, to_status, reason)
+        JOIN moved m ON m.id = e.task
+    ), pushes AS (
+        INSERT INTO outbox (task_id, notion_page_id, properties)
+        SELECT m.id, m.notion_page_id, jsonb_build_object('status', m.status) FROM moved m
+    ), woken AS (
+        SELECT pg_notify(channel, '') FROM unnest(CAST(:channels AS text[])) AS channel
+        WHERE EXISTS (SELECT 1 FROM moved)
+    )
+    SELECT m.id FROM moved m CROSS JOIN (SELECT count(*) FROM woken) AS w
     """
 )
 
@@ -257,14 +279,26 @@ def _encoded(values: Mapping[str, Any]) -> str:
 async def finish_many(
     conn: AsyncConnection, items: Sequence[Finish], *, worker_id: str, actor: str
 ) -> list[bool]:
-    """End this worker's hold on several tasks in one statement (in the caller's transaction).
+    """End this worker's hold on several tasks in one statement, history and outbox included.
 
     Each moves only if the worker still holds it in its expected status; False for
     one means its lease was lost (reaped, or the creator cancelled) and nothing of it
-    was written. History and outbox rows of all of them go in one more statement.
+    was written. Being one statement, it is atomic even on an autocommit connection.
     """
     if not items:
         return []
+    hops = [
+        (item.task.id, before, status, reason)
+        for item in items
+        for before, (status, reason) in zip(
+            [item.expected_status] + [status for status, _ in item.path[:-1]],
+            item.path,
+            strict=True,
+        )
+    ]
+    channels = [OUTBOX_CHANNEL]
+    if any(item.path[-1][0] in RUNNABLE_STATUSES for item in items):
+        channels.append(TASKS_CHANNEL)
     moved = set(
         (
             await conn.scalars(
@@ -275,28 +309,14 @@ async def finish_many(
                     "finals": [item.path[-1][0] for item in items],
                     "vals": [_encoded(item.values) for item in items],
                     "worker": worker_id,
+                    "actor": actor,
+                    "event_tasks": [hop[0] for hop in hops],
+                    "event_from": [hop[1] for hop in hops],
+                    "event_to": [hop[2] for hop in hops],
+                    "event_reasons": [hop[3] for hop in hops],
+                    "channels": channels,
                 },
             )
         ).all()
     )
-    changes: list[TaskChange] = []
-    for item in items:
-        if item.task.id not in moved:
-            continue
-        final = item.path[-1][0]
-        previous = item.expected_status
-        for status, reason in item.path:
-            changes.append(
-                TaskChange(
-                    task_id=item.task.id,
-                    notion_page_id=item.task.notion_page_id,
-                    from_status=previous,
-                    to_status=status,
-                    actor=actor,
-                    reason=reason,
-                    push=status == final,
-                )
-            )
-            previous = status
-    await record_changes(conn, changes)
     return [item.task.id in moved for item in items]
