@@ -237,7 +237,6 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             count, seconds = await _wait_for_queue(
                 database_url, drafts, options, console, edit_started
             )
-            spent = _difference(_requests(service.notion.stats), before)
             summary.queued = count
             summary.invalid = await _count(
                 database_url, "SELECT count(*) FROM tasks WHERE status = 'invalid'"
@@ -248,9 +247,6 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
                 " WHERE from_status IS NULL",
             )
             summary.seconds_to_all_queued = round(seconds, 3) if seconds is not None else None
-            summary.notion_requests = spent
-            summary.push_requests = spent.get(PUSH_ENDPOINT, 0)
-            summary.ingest_requests = sum(spent.values()) - summary.push_requests
             if options.workers > 0:
                 published, seconds = await _wait_for_published(
                     admin, database_url, drafts, options, console, edit_started
@@ -259,10 +255,10 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
                 summary.seconds_to_all_published = (
                     round(seconds, 3) if seconds is not None else None
                 )
-                spent = _difference(_requests(service.notion.stats), before)
-                summary.notion_requests = spent
-                summary.push_requests = spent.get(PUSH_ENDPOINT, 0)
-                summary.ingest_requests = sum(spent.values()) - summary.push_requests
+            spent = _difference(_requests(service.notion.stats), before)
+            summary.notion_requests = spent
+            summary.push_requests = spent.get(PUSH_ENDPOINT, 0)
+            summary.ingest_requests = sum(spent.values()) - summary.push_requests
             summary.rate_limited = service.notion.stats["rate_limited"] - rate_limited_before
             summary.webhooks = dict((await admin.stats()).get("webhooks", {}))
         finally:

@@ -82,13 +82,15 @@ class Poller:
     def _filter_properties(self) -> list[str]:
         return [pid for pid in self._schema.property_ids.values() if pid]
 
-    async def _react(self, pages: Sequence[dict[str, Any]], result: PassResult) -> None:
+    async def _react(
+        self, pages: Sequence[dict[str, Any]], result: PassResult
+    ) -> list[PageSnapshot]:
         snapshots = [PageSnapshot.from_page(p, self._schema.names) for p in pages]
         result.pages += len(snapshots)
-        if not snapshots:
-            return
-        async with self._engine.begin() as conn:
-            result.summary.add(await self._reactor.react(conn, snapshots))
+        if snapshots:
+            async with self._engine.begin() as conn:
+                result.summary.add(await self._reactor.react(conn, snapshots))
+        return snapshots
 
     async def _query(self, result: PassResult, query_filter: dict[str, Any]) -> datetime | None:
         """Run one filtered query to its end; returns where to resume if the row cap hit."""
@@ -104,9 +106,8 @@ class Poller:
                 priority=Priority.INGEST,
             )
             result.queries += 1
-            await self._react(page.results, result)
-            for item in page.results:
-                edited = PageSnapshot.from_page(item, self._schema.names).last_edited_time
+            for snapshot in await self._react(page.results, result):
+                edited = snapshot.last_edited_time
                 if edited is not None and (newest is None or edited > newest):
                     newest = edited
             if page.incomplete:

@@ -60,18 +60,22 @@ def failure_outcome(
     transient: bool,
     message: str,
     retry_base_s: float,
+    backoff: bool = True,
     now: datetime | None = None,
 ) -> Outcome:
     """A failed try: wait and retry (transient, tries left), or the step's error status.
 
     `step_attempts` counts this try; the Error Log line gives time, step, message and
-    the attempt count.
+    the attempt count. Without `backoff` (a crashed worker, not a failing step) the
+    retry may start at once.
     """
     moment = now or datetime.now(UTC)
     values: dict[str, Any] = {"attempts": attempts + 1, "step_attempts": step_attempts}
     if transient and step_attempts < max_attempts:
         target = waiting_status_for(step)
-        values["run_after"] = moment + retry_delay(step_attempts, retry_base_s)
+        values["run_after"] = moment + (
+            retry_delay(step_attempts, retry_base_s) if backoff else timedelta(0)
+        )
         values["resume_step"] = step if target == "queued" else None
         reason = f"{step} failed (attempt {step_attempts} of {max_attempts}), retrying: {message}"
         return Outcome([(target, reason)], values)

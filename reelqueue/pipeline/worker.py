@@ -39,14 +39,16 @@ from reelqueue.queue import (
     TASKS_CHANNEL,
     ClaimedTask,
     ClaimLimits,
+    ExpiredLease,
     Finish,
     Listener,
     TaskChange,
     TaskRecord,
+    apply_changes,
     claim_tasks,
+    expired_leases,
     finish_many,
     heartbeat,
-    reap_expired,
     record_changes,
     running_status_for,
     waiting_status_for,
@@ -178,18 +180,37 @@ class Worker:
             yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _reap(self) -> None:
+        """Return tasks whose worker stopped heartbeating: a transient failure, retried at once."""
         now = asyncio.get_running_loop().time()
         if now - self._last_reap < self._poll_s:
             return
         self._last_reap = now
         try:
             async with self._engine.begin() as conn:
-                reaped = await reap_expired(conn, max_attempts=self._settings.max_attempts)
+                expired = await expired_leases(conn)
+                changes = [self._reaped(lease) for lease in expired]
+                await apply_changes(conn, changes)
         except DATABASE_ERRORS as exc:
             log.warning("reaper failed", error=_first_line(exc))
             return
-        if reaped:
-            log.warning("expired leases returned to the queue", task_ids=reaped)
+        if changes:
+            log.warning(
+                "expired leases returned to the queue", task_ids=[c.task_id for c in changes]
+            )
+
+    def _reaped(self, lease: ExpiredLease) -> TaskChange:
+        message = f"lease expired: worker {lease.locked_by} stopped heartbeating"
+        outcome = failure_outcome(
+            self._table, step=lease.step, running_status=lease.status, attempts=lease.attempts,
+            step_attempts=lease.step_attempts + 1, max_attempts=self._settings.max_attempts,
+            transient=True, message=message, retry_base_s=self._settings.retry_base_s,
+            backoff=False,
+        )  # fmt: skip
+        ((target, reason),) = outcome.path
+        return TaskChange(
+            lease.task_id, lease.notion_page_id, lease.status, target, "reaper", reason,
+            outcome.values,
+        )  # fmt: skip
 
     def _start(self, claimed: ClaimedTask) -> None:
         task = asyncio.create_task(self._execute(claimed), name=f"task-{claimed.task.id}")

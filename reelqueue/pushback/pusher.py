@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import cast, delete, func, select, update
+from sqlalchemy import Delete, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -157,9 +157,7 @@ class Pusher:
                 .where(_tasks.c.id == task.id)
                 .values(notion_seen=_tasks.c.notion_seen.op("||")(_jsonb(changes)))
             )
-            await conn.execute(
-                delete(_outbox).where(_outbox.c.notion_page_id == page_id, _outbox.c.id <= upto)
-            )
+            await conn.execute(_sent(page_id, upto))
         result.pages_written += 1
         for name in properties:
             result.properties_written[name] = result.properties_written.get(name, 0) + 1
@@ -180,9 +178,7 @@ class Pusher:
 
     async def _done(self, page_id: str, upto: int) -> None:
         async with self._engine.begin() as conn:
-            await conn.execute(
-                delete(_outbox).where(_outbox.c.notion_page_id == page_id, _outbox.c.id <= upto)
-            )
+            await conn.execute(_sent(page_id, upto))
 
     async def _failed(self, page_id: str, upto: int, error: NotionAPIError) -> None:
         pending = (_outbox.c.notion_page_id == page_id) & (_outbox.c.id <= upto)
@@ -206,6 +202,11 @@ class Pusher:
                 )
             else:
                 log.warning("push-back failed", notion_page_id=page_id, error=str(error))
+
+
+def _sent(page_id: str, upto: int) -> Delete:
+    """Drop a page's outbox rows up to the newest one this push covered."""
+    return delete(_outbox).where(_outbox.c.notion_page_id == page_id, _outbox.c.id <= upto)
 
 
 def _jsonb(values: Mapping[str, Any]) -> Any:

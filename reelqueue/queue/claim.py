@@ -22,9 +22,7 @@ from reelqueue.db.models import RUNNABLE_STATUSES
 from reelqueue.queue.tasks import (
     OUTBOX_CHANNEL,
     TASKS_CHANNEL,
-    TaskChange,
     TaskRecord,
-    apply_changes,
 )
 from reelqueue.statuses import Kind, StatusTable
 
@@ -32,11 +30,12 @@ __all__ = [
     "CLAIM_LOCK_KEY",
     "ClaimLimits",
     "ClaimedTask",
+    "ExpiredLease",
     "Finish",
     "claim_tasks",
+    "expired_leases",
     "finish_many",
     "heartbeat",
-    "reap_expired",
     "running_status_for",
     "waiting_status_for",
 ]
@@ -154,55 +153,46 @@ async def heartbeat(
     return set(task_ids) - set(held)
 
 
-async def reap_expired(conn: AsyncConnection, *, max_attempts: int) -> list[int]:
-    """Return tasks whose lease ran out to the queue (attempts + 1), or to their error."""
-    rows = (
-        (
-            await conn.execute(
-                text(
-                    "SELECT id, notion_page_id, status, locked_by, step_attempts, attempts"
-                    " FROM tasks WHERE locked_by IS NOT NULL AND lease_expires_at < now()"
-                    " AND status = ANY(CAST(:running AS text[]))"
-                    " FOR UPDATE SKIP LOCKED"
-                ),
-                {"running": list(_RUNNING)},
-            )
-        )
-        .mappings()
-        .all()
+@dataclass(frozen=True)
+class ExpiredLease:
+    """A running task whose worker stopped heartbeating."""
+
+    task_id: int
+    notion_page_id: str
+    status: str
+    step: str
+    locked_by: str
+    attempts: int
+    step_attempts: int
+
+
+async def expired_leases(conn: AsyncConnection) -> list[ExpiredLease]:
+    """Running tasks whose lease ran out, locked until the caller's transaction ends."""
+    rows = await conn.execute(
+        text(
+            "SELECT id, notion_page_id, status, locked_by, step_attempts, attempts"
+            " FROM tasks WHERE locked_by IS NOT NULL AND lease_expires_at < now()"
+            " AND status = ANY(CAST(:running AS text[]))"
+            " FOR UPDATE SKIP LOCKED"
+        ),
+        {"running": list(_RUNNING)},
     )
-    changes = []
-    for row in rows:
+    expired = []
+    for row in rows.mappings():
         step = _TABLE[row["status"]].step
         assert step is not None
-        tries = row["step_attempts"] + 1
-        reason = f"lease expired: worker {row['locked_by']} stopped heartbeating during {step}"
-        values: dict[str, Any] = {
-            "locked_by": None,
-            "lease_expires_at": None,
-            "attempts": row["attempts"] + 1,
-            "step_attempts": tries,
-        }
-        if tries >= max_attempts:
-            target = _TABLE.error_for_step(step)
-            values["resume_step"] = step
-            values["error_log"] = f"{step}: {reason} (attempt {tries} of {max_attempts})"
-        else:
-            target = waiting_status_for(step)
-            values["resume_step"] = step if target == "queued" else None
-        changes.append(
-            TaskChange(
+        expired.append(
+            ExpiredLease(
                 task_id=row["id"],
                 notion_page_id=row["notion_page_id"],
-                from_status=row["status"],
-                to_status=target,
-                actor="reaper",
-                reason=reason,
-                values=values,
+                status=row["status"],
+                step=step,
+                locked_by=row["locked_by"],
+                attempts=row["attempts"],
+                step_attempts=row["step_attempts"],
             )
         )
-    await apply_changes(conn, changes)
-    return [c.task_id for c in changes]
+    return expired
 
 
 @dataclass(frozen=True)

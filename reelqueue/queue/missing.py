@@ -14,28 +14,26 @@ __all__ = ["mark_missing"]
 
 log = structlog.get_logger(__name__)
 
+_STATUSES = StatusTable()  # kinds only: labels do not matter here
 _REASONS = {
     "deleted": "the page was deleted in Notion",
     "unshared": "the page is no longer shared with the integration",
 }
 
 
-async def mark_missing(
-    conn: AsyncConnection, gone: Mapping[str, str], table: StatusTable | None = None
-) -> int:
+async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
     """Mark the tasks of these pages (page id -> 'deleted' | 'unshared'); cancel active ones.
 
     Returns how many tasks were newly marked; a task already marked is left alone,
     so each disappearance is logged once.
     """
-    vocabulary = table or StatusTable()
     tasks = await load_tasks_by_page(conn, gone, lock=True)
     changes: list[TaskChange] = []
     for page_id, task in tasks.items():
         if task.page_missing is not None:
             continue
         reason = _REASONS.get(gone[page_id], gone[page_id])
-        target = "cancelled" if vocabulary.is_active(task.status) else task.status
+        target = "cancelled" if _STATUSES.is_active(task.status) else task.status
         log.warning(
             "task's page is gone",
             notion_page_id=page_id,

@@ -65,8 +65,8 @@ class TaskRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> TaskRecord:
-        """Build from a row with at least the dataclass's columns."""
-        return cls(**{name: getattr(row, name) for name in cls.__dataclass_fields__})
+        """Build from a SQLAlchemy row with at least the dataclass's columns."""
+        return cls.from_mapping(row._mapping)
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any]) -> TaskRecord:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -38,10 +38,17 @@ class WebState:
     inbox: InboxWriter
     bot_user_id: str | None = None
     configured_webhook_token: str | None = None
-    is_leader: Any = None
-    notion_health: Any = None
+    is_leader: Callable[[], bool] = field(default=lambda: False)
+    notion_health: Callable[[], str] = field(default=lambda: "unknown")
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     _cached_token: str | None = None
+
+    async def keep_webhook_token(self, token: str) -> bool:
+        """Store the token from Notion's handshake (True when it is new) and use it."""
+        async with self.engine.begin() as conn:
+            changed = await store_webhook_token(conn, token)
+        self._cached_token = token
+        return changed
 
     async def webhook_token(self, *, refresh: bool = False) -> str | None:
         """NOTION_WEBHOOK_TOKEN, or the one stored from the handshake (cached)."""
@@ -105,9 +112,7 @@ def create_app(state: WebState) -> FastAPI:
                 if token is None:
                     verdicts.labels("unsigned").inc()
                     return _error(401, "missing X-Notion-Signature")
-                async with state.engine.begin() as conn:
-                    changed = await store_webhook_token(conn, token)
-                state._cached_token = None
+                changed = await state.keep_webhook_token(token)
                 verdicts.labels(Verdict.HANDSHAKE.value).inc()
                 log.info(
                     "webhook verification token received: print it with "
@@ -152,8 +157,8 @@ def create_app(state: WebState) -> FastAPI:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:  # any failure here is what the health check reports
             database = f"error: {type(exc).__name__}"
-        notion = state.notion_health() if callable(state.notion_health) else "unknown"
-        leader = bool(state.is_leader()) if callable(state.is_leader) else False
+        notion = state.notion_health()
+        leader = state.is_leader()
         healthy = database == "ok"
         return JSONResponse(
             {"status": "ok" if healthy else "degraded", "database": database,
