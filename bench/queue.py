@@ -7,12 +7,14 @@ databases, loopback only):
   `Queries.enqueue` with lists), best and median of three, each in a fresh table;
 - claim + complete throughput over a pre-filled queue with a no-op step: 1 worker
   taking 1 at a time, and 5 workers taking 10 at a time. Each worker is its own
-  process (spawned, so the GIL caps neither system); the clock starts when all are
-  connected and stops at the last completion committed. reelqueue's job is one
-  `claim_tasks` statement and one `finish_many` statement for what it claimed, on an
-  autocommit connection, as a worker does (claimed -> assets_ready, with history,
-  outbox rows and NOTIFY); PgQueuer's is its own
-  `PgQueuer.run(mode=drain)` with a no-op entrypoint (dequeue, then its batched log);
+  process (spawned, so the GIL caps neither system). reelqueue's is a real
+  `reelqueue.pipeline.Worker` with that many slots and no-op steps, doing what it does
+  in production (queued -> generating_assets -> assets_ready, a gate: one step per
+  task, with history, outbox rows for Notion and NOTIFY); PgQueuer's is its own
+  `PgQueuer.run(mode=drain)` with a no-op entrypoint (dequeue, then its batched log).
+  The clock, the server's for both, runs from the moment the workers may start to the
+  last completion's transaction. Each configuration runs `--rounds` times, the two
+  systems taking turns, and the median round is reported (this machine is noisy);
 - wake-up latency: one task at a time into an idle consumer process (a real
   `reelqueue.pipeline.Worker` polling every 2 s; a `PgQueuer` with its 30 s default),
   from commit acknowledged to the claim (the claim transaction's `now()`, from
@@ -22,7 +24,7 @@ Prints one JSON object per measurement, then a summary with reelqueue / PgQueuer
 ratios and the targets: throughput at least PgQueuer's, wake-up p95 under 50 ms,
 10,000 enqueued in under 0.5 s.
 
-    .venv/bin/python -m bench.queue [--jobs 5000] [--samples 200]
+    .venv/bin/python -m bench.queue [--jobs 5000] [--samples 200] [--rounds 3]
 
 (run it as a module from the repository root: as a script its name would hide the
 standard library's `queue`)
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import multiprocessing
 import random
@@ -41,7 +42,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import timedelta
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -56,12 +56,13 @@ from reelqueue.config import Channel, Channels, Settings
 from reelqueue.db import create_engine, ensure_database, start_embedded_server, upgrade
 from reelqueue.logs import configure_logging
 from reelqueue.pipeline import StepContext, StepFunction, StepResult, Worker
-from reelqueue.queue import ClaimLimits, Finish, NewTask, claim_tasks, finish_many, insert_tasks
+from reelqueue.queue import NewTask, insert_tasks
 from reelqueue.statuses import STEPS, StatusTable
 
 CHANNELS = ("science", "history")
-LIMITS = ClaimLimits(channel_caps=dict.fromkeys(CHANNELS, 10**6), step_caps={})
-LEASE = timedelta(seconds=30)
+BENCH_CHANNELS = Channels(
+    channels=tuple(Channel(id=c, name=c, max_concurrent=1000) for c in CHANNELS)
+)
 SEEN = {"status": "Queued", "priority": None, "error_log": "", "youtube_url": None}
 DONE = "assets_ready"
 ENTRYPOINT = "noop"
@@ -191,113 +192,133 @@ def spread(seconds: Sequence[float]) -> dict[str, Any]:
 
 
 def reelqueue_drainer(
-    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
+    url: str, name: str, batch: int, ready: Queue[str], go: Event, stop: Event
 ) -> None:
-    asyncio.run(_reelqueue_drain(url, name, batch, ready, go, results))
+    asyncio.run(_reelqueue_drain(url, name, batch, ready, go, stop))
+
+
+async def _noop(_ctx: StepContext) -> StepResult:
+    return StepResult()
 
 
 async def _reelqueue_drain(
-    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
+    url: str, name: str, batch: int, ready: Queue[str], go: Event, stop: Event
 ) -> None:
-    engine = create_engine(url, pool_size=1, pre_ping=False)
+    """A real `Worker` with no-op steps and `batch` slots, until the parent says stop."""
+    configure_logging("warning")
+    engine = create_engine(url, pool_size=max(2, batch), pre_ping=False)
     async with engine.connect():
         pass
-    ready.put(name)
-    go.wait()
-    done, last = 0, time.perf_counter()
-    while True:
-        async with engine.connect() as plain:
-            conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
-            claimed = await claim_tasks(
-                conn, worker_id=name, limit=batch, lease=LEASE, limits=LIMITS
-            )
-        if not claimed:
-            break
-        async with engine.connect() as plain:
-            conn = await plain.execution_options(isolation_level="AUTOCOMMIT")
-            outcomes = await finish_many(
-                conn,
-                [Finish(job.task, job.task.status, [(DONE, "assets done")], {}) for job in claimed],
-                worker_id=name,
-                actor=f"worker:{name}",
-            )
-        done += sum(outcomes)
-        last = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as artifacts:
+        worker = Worker(
+            url,
+            Settings(demo_step_seconds=0, artifacts_dir=Path(artifacts)),
+            BENCH_CHANNELS,
+            {"demo": dict.fromkeys(STEPS, _noop)},
+            concurrency=batch,
+            worker_id=name,
+            engine=engine,
+        )
+        ready.put(name)
+        await asyncio.to_thread(go.wait)
+        stopping = asyncio.Event()
+        running = asyncio.create_task(worker.run(stopping))
+        await asyncio.to_thread(stop.wait)
+        stopping.set()
+        await running
     await engine.dispose()
-    results.put({"worker": name, "done": done, "last": last})
-
-
-@dataclasses.dataclass
-class TimedQueries(Queries):
-    """PgQueuer's queries, noting when its completions (the batched job log) are committed."""
-
-    completed: int = 0
-    last: float = 0.0
-
-    async def log_jobs(
-        self,
-        job_status: list[tuple[models.Job, types.JOB_STATUS, models.TracebackRecord | None]],
-    ) -> None:
-        await super().log_jobs(job_status)
-        self.completed += sum(1 for _job, status, _tb in job_status if status == "successful")
-        self.last = time.perf_counter()
 
 
 def pgqueuer_drainer(
-    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
+    url: str, name: str, batch: int, ready: Queue[str], go: Event, stop: Event
 ) -> None:
-    asyncio.run(_pgqueuer_drain(url, name, batch, ready, go, results))
+    asyncio.run(_pgqueuer_drain(url, batch, ready, go, stop))
 
 
-async def _pgqueuer_drain(
-    url: str, name: str, batch: int, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]
-) -> None:
+async def _pgqueuer_drain(url: str, batch: int, ready: Queue[str], go: Event, stop: Event) -> None:
+    """PgQueuer's own drain mode with a no-op entrypoint (dequeue, then its batched log)."""
     driver = AsyncpgDriver(await asyncpg.connect(url))
-    queries = TimedQueries(driver)
-    pgq = PgQueuer(driver, queries=queries)
+    pgq = PgQueuer(driver)
 
     @pgq.entrypoint(ENTRYPOINT)
     async def noop(job: models.Job) -> None:
         pass
 
-    ready.put(name)
-    go.wait()
+    ready.put("pgqueuer")
+    await asyncio.to_thread(go.wait)
     await pgq.run(batch_size=batch, mode=types.QueueExecutionMode.drain)
-    results.put({"worker": name, "done": queries.completed, "last": queries.last})
+    await asyncio.to_thread(stop.wait)
 
 
-Drainer = Callable[[str, str, int, "Queue[str]", Event, "Queue[dict[str, Any]]"], None]
+Drainer = Callable[[str, str, int, "Queue[str]", Event, Event], None]
+
+# Completions so far and the last one's time, on the server's clock (the completing
+# transaction's now()), for each system.
+_COMPLETED = {
+    "reelqueue": "SELECT count(*), extract(epoch FROM max(created_at))::float8 FROM task_events"
+    f" WHERE to_status = '{DONE}'",
+    "pgqueuer": "SELECT count(*), extract(epoch FROM max(created))::float8 FROM pgqueuer_log"
+    " WHERE status = 'successful'",
+}
 
 
-def throughput(drainer: Drainer, url: str, jobs: int, workers: int, batch: int) -> dict[str, Any]:
-    """Run `workers` processes until the queue is empty; jobs per second, start to last commit."""
+async def _server_clock(url: str) -> float:
+    conn = await asyncpg.connect(url)
+    try:
+        return float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
+    finally:
+        await conn.close()
+
+
+async def _until_completed(system: str, url: str, jobs: int, within_s: float) -> tuple[int, float]:
+    conn = await asyncpg.connect(url)
+    try:
+        deadline = time.monotonic() + within_s
+        while True:
+            done, last = await conn.fetchrow(_COMPLETED[system])
+            if done >= jobs or time.monotonic() > deadline:
+                return int(done), float(last or 0.0)
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+def throughput(
+    system: str, drainer: Drainer, url: str, jobs: int, workers: int, batch: int
+) -> dict[str, Any]:
+    """Run `workers` processes until every job is completed; jobs per second from the
+    moment they may start to the last completion (both on the server's clock)."""
     ready: Queue[str] = SPAWN.Queue()
-    results: Queue[dict[str, Any]] = SPAWN.Queue()
-    go = SPAWN.Event()
+    go, stop = SPAWN.Event(), SPAWN.Event()
     processes = [
-        SPAWN.Process(target=drainer, args=(url, f"bench-{i}", batch, ready, go, results))
+        SPAWN.Process(target=drainer, args=(url, f"bench-{i}", batch, ready, go, stop))
         for i in range(workers)
     ]
     for process in processes:
         process.start()
     for _ in processes:
         ready.get(timeout=60)
-    started = time.perf_counter()
+    started = asyncio.run(_server_clock(url))
     go.set()
-    finished = [results.get(timeout=300) for _ in processes]
+    done, last = asyncio.run(_until_completed(system, url, jobs, within_s=300))
+    stop.set()
     for process in processes:
-        process.join(timeout=30)
-    done = sum(r["done"] for r in finished)
-    elapsed = max(r["last"] for r in finished) - started
+        process.join(timeout=60)
+    elapsed = last - started
     return {
         "workers": workers,
         "batch": batch,
         "jobs": jobs,
         "completed": done,
-        "per_worker": sorted(r["done"] for r in finished),
         "seconds": round(elapsed, 3),
         "jobs_per_s": round(done / elapsed, 1),
     }
+
+
+def median_round(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median run by jobs per second, with every round's figure beside it."""
+    ranked = sorted(runs, key=lambda r: r["jobs_per_s"])
+    return ranked[len(ranked) // 2] | {"rounds_jobs_per_s": [r["jobs_per_s"] for r in runs]}
 
 
 def noop_steps(stamps: Queue[tuple[int, float]]) -> dict[str, StepFunction]:
@@ -319,10 +340,7 @@ async def _reelqueue_consume(
 ) -> None:
     configure_logging("warning")
     settings = Settings(demo_step_seconds=0, artifacts_dir=Path(artifacts))
-    channels = Channels(
-        channels=tuple(Channel(id=c, name=c, max_concurrent=1000) for c in CHANNELS)
-    )
-    worker = Worker(url, settings, channels, {"demo": noop_steps(stamps)}, poll_s=2.0)
+    worker = Worker(url, settings, BENCH_CHANNELS, {"demo": noop_steps(stamps)}, poll_s=2.0)
     stopping = asyncio.Event()
     running = asyncio.create_task(worker.run(stopping))
     await worker.started.wait()
@@ -479,6 +497,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5_000, help="tasks per throughput run")
     parser.add_argument("--samples", type=int, default=200, help="wake-up samples per system")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="throughput runs per system, taken in turns"
+    )
     args = parser.parse_args()
     configure_logging("warning")
     bench_started = time.perf_counter()
@@ -496,12 +517,18 @@ def main() -> None:
 
         for workers, batch in ((1, 1), (5, 10)):
             run = f"throughput_{workers}w_batch{batch}"
-            asyncio.run(fill_reelqueue(rq_url, args.jobs))
-            record(
-                run, "reelqueue", throughput(reelqueue_drainer, rq_url, args.jobs, workers, batch)
-            )
-            asyncio.run(fill_pgqueuer(pq_url, args.jobs))
-            record(run, "pgqueuer", throughput(pgqueuer_drainer, pq_url, args.jobs, workers, batch))
+            rounds: dict[str, list[dict[str, Any]]] = {"reelqueue": [], "pgqueuer": []}
+            for _ in range(args.rounds):
+                asyncio.run(fill_reelqueue(rq_url, args.jobs))
+                rounds["reelqueue"].append(
+                    throughput("reelqueue", reelqueue_drainer, rq_url, args.jobs, workers, batch)
+                )
+                asyncio.run(fill_pgqueuer(pq_url, args.jobs))
+                rounds["pgqueuer"].append(
+                    throughput("pgqueuer", pgqueuer_drainer, pq_url, args.jobs, workers, batch)
+                )
+            for system, runs in rounds.items():
+                record(run, system, median_round(runs))
 
         asyncio.run(reset_reelqueue(rq_url))
         asyncio.run(reset_pgqueuer(pq_url))

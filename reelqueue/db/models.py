@@ -97,8 +97,6 @@ class Task(Base):
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     __table_args__ = (
-        Index("ix_tasks_status_channel", "status", "channel"),
-        Index("ix_tasks_data_source_id", "data_source_id"),
         Index(
             "ix_tasks_runnable",
             "channel",
@@ -107,7 +105,12 @@ class Task(Base):
             "id",
             postgresql_where=text(f"status IN ({RUNNABLE_SQL})"),
         ),
-        Index("ix_tasks_channel_locked_at", "channel", "locked_at"),
+        Index(
+            "ix_tasks_channel_locked_at",
+            "channel",
+            "locked_at",
+            postgresql_where=text("locked_at IS NOT NULL"),
+        ),
         Index(
             "ix_tasks_leased",
             "lease_expires_at",

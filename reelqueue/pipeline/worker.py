@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import uuid
@@ -20,7 +21,6 @@ from typing import Any
 
 import asyncpg
 import structlog
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -45,12 +45,9 @@ from reelqueue.queue import (
     TaskChange,
     TaskRecord,
     apply_changes,
-    claim_tasks,
+    exchange,
     expired_leases,
-    finish_many,
     heartbeat,
-    record_changes,
-    running_status_for,
     waiting_status_for,
 )
 from reelqueue.statuses import StatusTable
@@ -105,6 +102,11 @@ class Worker:
         self._lost: set[int] = set()
         self._wake = asyncio.Event()
         self._completions: asyncio.Queue[tuple[Finish, asyncio.Future[bool]]] = asyncio.Queue()
+        self._claiming = asyncio.Lock()
+        self._claims_open = True
+        self._starved = False
+        self._turns: AsyncConnection | None = None
+        self._turns_driver: asyncpg.Connection | None = None
         self._last_reap = 0.0
         self.steps_done = 0
         self.started = asyncio.Event()
@@ -132,52 +134,83 @@ class Worker:
                 # claim may not have seen, and must send us round again.
                 self._wake.clear()
                 await self._reap()
-                free = self._concurrency - len(self._running)
-                if free > 0:
-                    for claimed in await self._claim(free):
-                        self._start(claimed)
+                await self._claim()
                 await self._sleep(stop)
         finally:
+            self._claims_open = False
             await self._drain()
             for background in (beating, completing):
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
             await listener.stop()
+            if self._turns is not None:
+                with contextlib.suppress(*DATABASE_ERRORS):
+                    await self._turns.close()
             if self._owns_engine:
                 await self._engine.dispose()
             log.info("worker stopped", worker_id=self.worker_id, steps_done=self.steps_done)
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         """Until a wake-up, a free slot after a step ends, stop, or the poll interval."""
-        waits: list[asyncio.Future[Any]] = [
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(stop.wait()),
-        ]
-        if self._running and len(self._running) >= self._concurrency:
-            waits.append(asyncio.ensure_future(asyncio.wait(list(self._running.values()))))
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waits, timeout=self._poll_s, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiting in waits:
                 waiting.cancel()
 
-    async def _claim(self, free: int) -> list[ClaimedTask]:
-        try:
-            async with self._autocommit() as conn:
-                return await claim_tasks(
-                    conn, worker_id=self.worker_id, limit=free, lease=self._lease,
-                    limits=self._limits(),
-                )  # fmt: skip
-        except DATABASE_ERRORS as exc:
-            log.warning("claim failed", error=_first_line(exc))
-            return []
+    def _free_slots(self, finishing: int = 0) -> int:
+        """Slots to claim for, counting the `finishing` tasks as already gone."""
+        if not self._claims_open:
+            return 0
+        return max(0, self._concurrency - len(self._running) + finishing)
+
+    async def _claim(self) -> None:
+        """Fill the free slots; most claims instead ride along with a completion."""
+        async with self._claiming:
+            if self._free_slots() == 0:
+                return
+            try:
+                await self._exchange([])
+            except DATABASE_ERRORS as exc:
+                log.warning("claim failed", error=_first_line(exc))
+
+    async def _exchange(self, finished: list[Finish]) -> list[bool]:
+        """One turn (hold `_claiming`): record `finished`, claim for the slots then free,
+        and start what was claimed.
+
+        A worker whose last claim came back short (an empty queue, or caps full across
+        the fleet) records its finishes alone: the slots they free then show, and every
+        worker has its chance at them, instead of this one refilling them unseen.
+        """
+        wanted = 0 if finished and self._starved else self._free_slots(len(finished))
+        async with self._turn_connection() as conn:
+            done = await exchange(
+                conn, worker_id=self.worker_id, finished=finished, claim=wanted,
+                lease=self._lease, limits=self._limits(),
+            )  # fmt: skip
+        if wanted:
+            self._starved = len(done.claimed) < wanted
+        self._start_all(done.claimed)
+        return done.recorded
 
     @contextlib.asynccontextmanager
-    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
-        """A connection without BEGIN/COMMIT round trips, for the single-statement hot path."""
-        async with self._engine.connect() as conn:
-            yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+    async def _turn_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """The driver connection turns run on (one at a time), checked out of the pool
+        once and kept: each turn is one statement. Dropped on any error mid-turn."""
+        if self._turns is None or self._turns_driver is None:
+            conn = self._engine.connect()
+            await conn.start()
+            self._turns = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._turns_driver = (await self._turns.get_raw_connection()).driver_connection
+        try:
+            yield self._turns_driver
+        except BaseException:
+            broken, self._turns, self._turns_driver = self._turns, None, None
+            with contextlib.suppress(*DATABASE_ERRORS):
+                await broken.invalidate()
+            raise
 
     async def _reap(self) -> None:
         """Return tasks whose worker stopped heartbeating: a transient failure, retried at once."""
@@ -212,16 +245,17 @@ class Worker:
             outcome.values,
         )  # fmt: skip
 
-    def _start(self, claimed: ClaimedTask) -> None:
-        task = asyncio.create_task(self._execute(claimed), name=f"task-{claimed.task.id}")
-        self._running[claimed.task.id] = task
-        task_id = claimed.task.id
-        task.add_done_callback(lambda _done: self._ended(task_id))
+    def _start_all(self, claimed: list[ClaimedTask]) -> None:
+        for one in claimed:
+            task = asyncio.create_task(self._execute(one), name=f"task-{one.task.id}")
+            self._running[one.task.id] = task
+            task.add_done_callback(functools.partial(self._ended, one.task.id))
 
-    def _ended(self, task_id: int) -> None:
+    def _ended(self, task_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(task_id, None)
         self._lost.discard(task_id)
-        self._wake.set()
+        if self._free_slots() > 0:
+            self._wake.set()
 
     async def _heartbeats(self) -> None:
         interval = self._lease.total_seconds() / 3
@@ -262,8 +296,6 @@ class Worker:
             return
         status = task.status
         try:
-            if status == "claimed":
-                status = await self._advance(task, status, running_status_for(step))
             context = StepContext(
                 task=TaskInfo(
                     id=task.id, notion_page_id=task.notion_page_id, title=task.title,
@@ -309,24 +341,6 @@ class Worker:
         self.steps_done += 1
         bound.info("step done", to_status=path[-1][0])
 
-    async def _advance(self, task: TaskRecord, status: str, to: str) -> str:
-        async with self._engine.begin() as conn:
-            moved = await conn.scalar(
-                text(
-                    "UPDATE tasks SET status = :to, updated_at = now(), version = version + 1"
-                    " WHERE id = :id AND locked_by = :worker AND status = :from RETURNING id"
-                ),
-                {"to": to, "id": task.id, "worker": self.worker_id, "from": status},
-            )
-            if moved is None:
-                raise LeaseLost(f"task {task.id} changed before its step began")
-            await record_changes(
-                conn,
-                [TaskChange(task.id, task.notion_page_id, status, to, f"worker:{self.worker_id}",
-                            "step started")],
-            )  # fmt: skip
-        return to
-
     async def _finish(
         self, task: TaskRecord, status: str, path: list[tuple[str, str]], values: dict[str, Any]
     ) -> bool:
@@ -350,15 +364,14 @@ class Worker:
                     done.set_result(outcome)
 
     async def _write_completions(self, items: list[Finish]) -> list[bool]:
-        """Write, retrying while the database is away (up to the lease); then give up."""
+        """Write, claiming the slots they free in the same round trip; retry while the
+        database is away (up to the lease), then give up."""
         deadline = asyncio.get_running_loop().time() + self._lease.total_seconds()
         delay = 0.1
         while True:
             try:
-                async with self._autocommit() as conn:
-                    return await finish_many(
-                        conn, items, worker_id=self.worker_id, actor=f"worker:{self.worker_id}"
-                    )
+                async with self._claiming:
+                    return await self._exchange(items)
             except DATABASE_ERRORS as exc:
                 if asyncio.get_running_loop().time() + delay > deadline:
                     log.warning(
@@ -376,8 +389,8 @@ class Worker:
         task, step = claimed.task, claimed.step
         assert step is not None
         outcome = failure_outcome(
-            self._table, step=step, running_status=status if status != "claimed" else
-            running_status_for(step), attempts=task.attempts, step_attempts=task.step_attempts + 1,
+            self._table, step=step, running_status=status, attempts=task.attempts,
+            step_attempts=task.step_attempts + 1,
             max_attempts=self._settings.max_attempts, transient=transient, message=message,
             retry_base_s=self._settings.retry_base_s,
         )  # fmt: skip

@@ -4,7 +4,8 @@ A claim takes runnable tasks (`SELECT ... FOR UPDATE SKIP LOCKED` over the parti
 index of runnable rows, per channel), in order: priority, then a fair turn across
 channels, then first in, first out; never past a channel's `max_concurrent` or a
 step's cap, counted over the whole fleet. Claims are serialised by a transaction-level
-advisory lock so those counts hold; the claim itself is one short transaction.
+advisory lock so those counts hold. A worker records the tasks it has finished and
+claims their successors in the same statement: one round trip and one commit per turn.
 """
 
 from __future__ import annotations
@@ -15,26 +16,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelqueue.db.models import RUNNABLE_STATUSES
-from reelqueue.queue.tasks import (
-    OUTBOX_CHANNEL,
-    TASKS_CHANNEL,
-    TaskRecord,
-)
+from reelqueue.queue.tasks import TaskRecord
 from reelqueue.statuses import Kind, StatusTable
 
 __all__ = [
     "CLAIM_LOCK_KEY",
     "ClaimLimits",
     "ClaimedTask",
+    "Exchanged",
     "ExpiredLease",
     "Finish",
-    "claim_tasks",
+    "exchange",
     "expired_leases",
-    "finish_many",
     "heartbeat",
     "running_status_for",
     "waiting_status_for",
@@ -42,7 +39,6 @@ __all__ = [
 
 CLAIM_LOCK_KEY = 0x7265_656C_6300
 _TABLE = StatusTable()
-_TABLE_STEPS = sorted({row.step for row in _TABLE if row.step is not None})
 _RUNNING = tuple(_TABLE.statuses_of(Kind.RUNNING))
 
 
@@ -76,56 +72,114 @@ def running_status_for(step: str) -> str:
     )
 
 
-_CLAIM = text(
-    "SELECT * FROM reelqueue_claim(:worker, :limit, :lease, :channels, :channel_caps,"
-    " :step_names, :step_caps, :status_of, :step_of, :running_step, :running_status,"
-    " :runnable, :lock_key)"
+@dataclass(frozen=True)
+class Finish:
+    """The end of one held task: move it along `path` ((status, reason), ...) with `values`."""
+
+    task: TaskRecord
+    expected_status: str
+    path: Sequence[tuple[str, str]]
+    values: Mapping[str, Any]
+
+
+_FINISH_COLUMNS = frozenset(
+    {"outputs", "step_attempts", "attempts", "resume_step", "error_log", "youtube_url", "run_after"}
 )
+
+
+def _encoded(values: Mapping[str, Any]) -> str:
+    unknown = set(values) - _FINISH_COLUMNS
+    if unknown:
+        raise ValueError(f"finish cannot set {sorted(unknown)}")
+    return json.dumps(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+    )
+
+
 _STEP_OF = {row.status: row.step for row in _TABLE if row.step is not None}
-_RUNNING_FOR = {step: running_status_for(step) for step in _TABLE_STEPS}
+_EXCHANGE = (
+    "SELECT moved, claimed FROM reelqueue_exchange("
+    + ", ".join(f"${n}" for n in range(1, 17))
+    + ")"
+)
+_JSON_COLUMNS = ("notion_seen", "outputs")
 
 
-async def claim_tasks(
-    conn: AsyncConnection,
+@dataclass(frozen=True)
+class Exchanged:
+    """What one exchange did: which finishes were recorded, and what was claimed."""
+
+    recorded: list[bool]
+    claimed: list[ClaimedTask]
+
+
+async def exchange(
+    conn: asyncpg.Connection,
     *,
     worker_id: str,
-    limit: int,
+    finished: Sequence[Finish] = (),
+    claim: int = 0,
     lease: timedelta,
     limits: ClaimLimits,
-) -> list[ClaimedTask]:
-    """Claim up to `limit` runnable tasks for `worker_id` in one round trip.
+) -> Exchanged:
+    """Record this worker's finished tasks and claim up to `claim` more, in one round trip.
 
-    The `reelqueue_claim` function (migration 0003) takes the advisory lock, counts
-    what runs per channel and step, picks in order within the caps, locks the rows
-    (SKIP LOCKED), writes their history and outbox rows, and takes their leases.
+    The `reelqueue_exchange` function (migration 0004) first ends the worker's hold on
+    `finished` (each moves only if the worker still holds it in its expected status;
+    False for one means its lease was lost and nothing of it was written), then takes
+    the fleet-wide claim lock, counts what runs per channel and step, picks in order
+    within the caps (`FOR UPDATE SKIP LOCKED` over the runnable index), and starts the
+    picked tasks' steps under this worker's lease. History and outbox rows and NOTIFY
+    come with both. One statement, so atomic outside a transaction. Being the workers'
+    hot path, it runs on the driver's own connection (prepared there once).
     """
-    if limit <= 0 or not limits.channel_caps:
-        return []
+    if not finished and claim <= 0:
+        return Exchanged([], [])
+    hops = [
+        (item.task.id, before, status, reason)
+        for item in finished
+        for before, (status, reason) in zip(
+            [item.expected_status] + [status for status, _ in item.path[:-1]],
+            item.path,
+            strict=True,
+        )
+    ]
     channels = sorted(limits.channel_caps)
     steps = sorted(limits.step_caps)
-    rows = await conn.execute(
-        _CLAIM,
-        {
-            "worker": worker_id,
-            "limit": limit,
-            "lease": lease,
-            "channels": channels,
-            "channel_caps": [limits.channel_caps[c] for c in channels],
-            "step_names": steps,
-            "step_caps": [limits.step_caps[s] for s in steps],
-            "status_of": list(_STEP_OF),
-            "step_of": list(_STEP_OF.values()),
-            "running_step": list(_RUNNING_FOR),
-            "running_status": list(_RUNNING_FOR.values()),
-            "runnable": list(RUNNABLE_STATUSES),
-            "lock_key": CLAIM_LOCK_KEY,
-        },
+    row = await conn.fetchrow(
+        _EXCHANGE,
+        worker_id,
+        [item.task.id for item in finished],
+        [item.expected_status for item in finished],
+        [item.path[-1][0] for item in finished],
+        [_encoded(item.values) for item in finished],
+        [hop[0] for hop in hops],
+        [hop[1] for hop in hops],
+        [hop[2] for hop in hops],
+        [hop[3] for hop in hops],
+        claim if channels else 0,
+        lease,
+        channels,
+        [limits.channel_caps[c] for c in channels],
+        steps,
+        [limits.step_caps[s] for s in steps],
+        CLAIM_LOCK_KEY,
     )
+    moved = set(row["moved"])
     claimed = []
-    for row in rows.mappings():
-        task = TaskRecord.from_mapping(dict(row))
-        claimed.append(ClaimedTask(task, _STEP_OF.get(task.status)))
-    return claimed
+    for record in row["claimed"]:
+        task = TaskRecord.from_mapping(_decoded(record))
+        claimed.append(ClaimedTask(task, _STEP_OF[task.status]))
+    return Exchanged([item.task.id in moved for item in finished], claimed)
+
+
+def _decoded(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A claimed row as a mapping, JSON columns parsed (the driver may hand them as text)."""
+    row = dict(record.items())
+    for column in _JSON_COLUMNS:
+        if isinstance(row[column], str):
+            row[column] = json.loads(row[column])
+    return row
 
 
 async def heartbeat(
@@ -193,120 +247,3 @@ async def expired_leases(conn: AsyncConnection) -> list[ExpiredLease]:
             )
         )
     return expired
-
-
-@dataclass(frozen=True)
-class Finish:
-    """The end of one held task: move it along `path` ((status, reason), ...) with `values`."""
-
-    task: TaskRecord
-    expected_status: str
-    path: Sequence[tuple[str, str]]
-    values: Mapping[str, Any]
-
-
-_FINISH_COLUMNS: dict[str, str] = {
-    "outputs": "jsonb",
-    "step_attempts": "int",
-    "attempts": "int",
-    "resume_step": "text",
-    "error_log": "text",
-    "youtube_url": "text",
-    "run_after": "timestamptz",
-}
-_FINISH = text(
-    """
-    WITH moved AS (
-        UPDATE tasks t SET
-            status = u.final,
-            locked_by = NULL,
-            heartbeat_at = NULL,
-            lease_expires_at = NULL,
-            updated_at = now(),
-            version = t.version + 1,
-    """
-    + ",\n".join(
-        f"            {column} = CASE WHEN u.vals ? '{column}'"
-        f" THEN CAST(u.vals ->> '{column}' AS {kind}) ELSE t.{column} END"
-        if kind != "jsonb"
-        else f"            {column} = CASE WHEN u.vals ? '{column}' THEN u.vals -> '{column}'"
-        f" ELSE t.{column} END"
-        for column, kind in _FINISH_COLUMNS.items()
-    )
-    + """
-        FROM unnest(CAST(:ids AS bigint[]), CAST(:expected AS text[]), CAST(:finals AS text[]),
-                    CAST(:vals AS jsonb[])) AS u(id, expected, final, vals)
-        WHERE t.id = u.id AND t.locked_by = :worker AND t.status = u.expected
-        RETURNING t.id, t.notion_page_id, t.status
-    ), events AS (
-        INSERT INTO task_events (task_id, from_status, to_status, actor, reason)
-        SELECT e.task, e.from_status, e.to_status, :actor, e.reason
-        FROM unnest(CAST(:event_tasks AS bigint[]), CAST(:event_from AS text[]),
-                    CAST(:event_to AS text[]), CAST(:event_reasons AS text[]))
-             AS e(task, from_status, to_status, reason)
-        JOIN moved m ON m.id = e.task
-    ), pushes AS (
-        INSERT INTO outbox (task_id, notion_page_id, properties)
-        SELECT m.id, m.notion_page_id, jsonb_build_object('status', m.status) FROM moved m
-    ), woken AS (
-        SELECT pg_notify(channel, '') FROM unnest(CAST(:channels AS text[])) AS channel
-        WHERE EXISTS (SELECT 1 FROM moved)
-    )
-    SELECT m.id FROM moved m CROSS JOIN (SELECT count(*) FROM woken) AS w
-    """
-)
-
-
-def _encoded(values: Mapping[str, Any]) -> str:
-    unknown = set(values) - set(_FINISH_COLUMNS)
-    if unknown:
-        raise ValueError(f"finish cannot set {sorted(unknown)}")
-    return json.dumps(
-        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
-    )
-
-
-async def finish_many(
-    conn: AsyncConnection, items: Sequence[Finish], *, worker_id: str, actor: str
-) -> list[bool]:
-    """End this worker's hold on several tasks in one statement, history and outbox included.
-
-    Each moves only if the worker still holds it in its expected status; False for
-    one means its lease was lost (reaped, or the creator cancelled) and nothing of it
-    was written. Being one statement, it is atomic even on an autocommit connection.
-    """
-    if not items:
-        return []
-    hops = [
-        (item.task.id, before, status, reason)
-        for item in items
-        for before, (status, reason) in zip(
-            [item.expected_status] + [status for status, _ in item.path[:-1]],
-            item.path,
-            strict=True,
-        )
-    ]
-    channels = [OUTBOX_CHANNEL]
-    if any(item.path[-1][0] in RUNNABLE_STATUSES for item in items):
-        channels.append(TASKS_CHANNEL)
-    moved = set(
-        (
-            await conn.scalars(
-                _FINISH,
-                {
-                    "ids": [item.task.id for item in items],
-                    "expected": [item.expected_status for item in items],
-                    "finals": [item.path[-1][0] for item in items],
-                    "vals": [_encoded(item.values) for item in items],
-                    "worker": worker_id,
-                    "actor": actor,
-                    "event_tasks": [hop[0] for hop in hops],
-                    "event_from": [hop[1] for hop in hops],
-                    "event_to": [hop[2] for hop in hops],
-                    "event_reasons": [hop[3] for hop in hops],
-                    "channels": channels,
-                },
-            )
-        ).all()
-    )
-    return [item.task.id in moved for item in items]

@@ -74,6 +74,7 @@ class TaskRecord:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
+_FIELDS = tuple(TaskRecord.__dataclass_fields__)
 _COLUMNS = [_tasks.c[name] for name in TaskRecord.__dataclass_fields__]
 
 
@@ -139,17 +140,40 @@ async def load_tasks(
 
 _INSERT_TASKS = text(
     """
-    INSERT INTO tasks (notion_page_id, data_source_id, channel, title, topic, story_direction,
-                       priority, status, notion_seen, error_log)
-    SELECT u.page, u.source, u.channel, u.title, u.topic, u.story, u.priority, u.status,
-           CAST(u.seen AS jsonb), u.error_log
-    FROM unnest(CAST(:pages AS text[]), CAST(:sources AS text[]), CAST(:channels AS text[]),
-                CAST(:titles AS text[]), CAST(:topics AS text[]), CAST(:stories AS text[]),
-                CAST(:priorities AS smallint[]), CAST(:statuses AS text[]),
-                CAST(:seen AS text[]), CAST(:error_logs AS text[]))
-         AS u(page, source, channel, title, topic, story, priority, status, seen, error_log)
-    ON CONFLICT (notion_page_id) DO NOTHING
-    RETURNING *
+    WITH created AS (
+        INSERT INTO tasks (notion_page_id, data_source_id, channel, title, topic, story_direction,
+                           priority, status, error_log, notion_seen)
+        SELECT r.task ->> 0, r.task ->> 1, r.task ->> 2, r.task ->> 3, r.task ->> 4, r.task ->> 5,
+               CAST(r.task ->> 6 AS smallint), r.task ->> 7, r.task ->> 8, r.task -> 9
+        FROM jsonb_array_elements(CAST(:tasks AS jsonb)) AS r(task)
+        ON CONFLICT (notion_page_id) DO NOTHING
+        RETURNING id, notion_page_id, status, updated_at
+    ), events AS (
+        INSERT INTO task_events (task_id, from_status, to_status, actor, reason)
+        SELECT c.id, NULL, c.status, CAST(:actor AS text), CAST(:reason AS text)
+        FROM created AS c
+        ORDER BY c.id
+    ), pushes AS (
+        INSERT INTO outbox (task_id, notion_page_id, properties)
+        SELECT c.id, c.notion_page_id, jsonb_build_object('status', c.status)
+        FROM created AS c
+        JOIN jsonb_array_elements_text(CAST(:push_pages AS jsonb)) AS p(page)
+          ON p.page = c.notion_page_id
+        ORDER BY c.id
+        RETURNING 1
+    ), woken AS (
+        SELECT pg_notify(w.channel, '')
+        FROM (SELECT CAST(:outbox_channel AS text) WHERE EXISTS (SELECT FROM pushes)
+              UNION ALL
+              SELECT CAST(:tasks_channel AS text)
+              WHERE EXISTS (SELECT FROM created WHERE status = ANY(CAST(:runnable AS text[]))))
+             AS w(channel)
+    )
+    SELECT c.id, c.notion_page_id, c.updated_at
+    FROM created AS c
+    -- Reading `woken` is what sends the NOTIFYs: a SELECT CTE nothing reads never runs.
+    WHERE (SELECT count(*) FROM woken) >= 0
+    ORDER BY c.id
     """
 )
 
@@ -176,6 +200,13 @@ def _arrays(items: Sequence[Any], **attributes: str) -> dict[str, list[Any]]:
     return {name: [getattr(item, attr) for item in items] for name, attr in attributes.items()}
 
 
+def _record(*values: Any) -> TaskRecord:
+    """A TaskRecord from values in field order, without the frozen `__init__`'s slow setattrs."""
+    record = object.__new__(TaskRecord)
+    record.__dict__.update(zip(_FIELDS, values, strict=True))
+    return record
+
+
 async def insert_tasks(
     conn: AsyncConnection,
     new: Sequence[NewTask],
@@ -184,47 +215,83 @@ async def insert_tasks(
     table: StatusTable,
     reason: str = "",
 ) -> list[TaskRecord]:
-    """Insert tasks in one statement (arrays, however many), skipping pages that have one.
+    """Insert tasks, history and outbox rows in one statement, skipping pages that have a task.
 
-    Returns the tasks actually created, each with its first history row, and an
-    outbox row where the page does not already show what the task says.
+    Returns the tasks actually created, in order. A task gets an outbox row where the
+    page does not already show what it says, and wakes push-back and the workers as
+    `record_changes` does. The rows go as one JSON document: asyncpg encodes big
+    arrays element by element, and the server parses JSON faster than ten arrays.
     """
-    if not new:
+    batch: dict[str, NewTask] = {}
+    for task in new:
+        # Of a page's duplicates the first is inserted and the others conflict with it.
+        batch.setdefault(task.notion_page_id, task)
+    if not batch:
         return []
-    columns = _arrays(
-        new,
-        pages="notion_page_id",
-        sources="data_source_id",
-        channels="channel",
-        titles="title",
-        topics="topic",
-        stories="story_direction",
-        priorities="priority",
-        statuses="status",
-        error_logs="error_log",
+    document = json.dumps(
+        [
+            (
+                task.notion_page_id,
+                task.data_source_id,
+                task.channel,
+                task.title,
+                task.topic,
+                task.story_direction,
+                task.priority,
+                task.status,
+                task.error_log,
+                task.notion_seen,
+            )
+            for task in batch.values()
+        ],
+        ensure_ascii=False,
     )
-    columns["seen"] = [json.dumps(task.notion_seen) for task in new]
-    rows = await conn.execute(_INSERT_TASKS, columns)
-    created = [TaskRecord.from_mapping(dict(row)) for row in rows.mappings()]
-    changes = [
-        TaskChange(
-            task_id=task.id,
-            notion_page_id=task.notion_page_id,
-            from_status=None,
-            to_status=task.status,
-            actor=actor,
-            reason=reason,
-            push=bool(
-                fields_to_write(
-                    page_fields(table, task.status, task.error_log, task.youtube_url),
-                    task.notion_seen,
-                )
-            ),
+    # A new task has no YouTube URL, so whether its page needs a write is known now.
+    desired: dict[tuple[str, str], dict[str, Any]] = {}
+    push_pages = []
+    for task in batch.values():
+        key = (task.status, task.error_log)
+        if key not in desired:
+            desired[key] = page_fields(table, task.status, task.error_log, None)
+        if fields_to_write(desired[key], task.notion_seen):
+            push_pages.append(task.notion_page_id)
+    rows = await conn.execute(
+        _INSERT_TASKS,
+        {
+            "tasks": document,
+            "push_pages": json.dumps(push_pages, ensure_ascii=False),
+            "actor": actor,
+            "reason": reason,
+            "outbox_channel": OUTBOX_CHANNEL,
+            "tasks_channel": TASKS_CHANNEL,
+            "runnable": list(RUNNABLE_STATUSES),
+        },
+    )
+    return [
+        _record(
+            task_id,
+            page,
+            task.data_source_id,
+            task.channel,
+            task.title,
+            task.topic,
+            task.story_direction,
+            task.priority,
+            task.status,
+            0,  # attempts
+            task.error_log,
+            None,  # youtube_url
+            None,  # resume_step
+            dict(task.notion_seen),  # the record's own, as a read would give it
+            0,  # step_attempts
+            {},  # outputs
+            None,  # page_missing
+            1,  # version
+            updated_at,
         )
-        for task in created
+        for task_id, page, updated_at in rows
+        for task in (batch[page],)
     ]
-    await record_changes(conn, changes)
-    return created
 
 
 async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
