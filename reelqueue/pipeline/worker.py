@@ -105,8 +105,7 @@ class Worker:
         self._claiming = asyncio.Lock()
         self._claims_open = True
         self._starved = False
-        self._turns: AsyncConnection | None = None
-        self._turns_driver: asyncpg.Connection | None = None
+        self._turns: tuple[AsyncConnection, asyncpg.Connection] | None = None
         self._last_reap = 0.0
         self.steps_done = 0
         self.started = asyncio.Event()
@@ -146,7 +145,7 @@ class Worker:
             await listener.stop()
             if self._turns is not None:
                 with contextlib.suppress(*DATABASE_ERRORS):
-                    await self._turns.close()
+                    await self._turns[0].close()
             if self._owns_engine:
                 await self._engine.dispose()
             log.info("worker stopped", worker_id=self.worker_id, steps_done=self.steps_done)
@@ -199,17 +198,21 @@ class Worker:
     async def _turn_connection(self) -> AsyncIterator[asyncpg.Connection]:
         """The driver connection turns run on (one at a time), checked out of the pool
         once and kept: each turn is one statement. Dropped on any error mid-turn."""
-        if self._turns is None or self._turns_driver is None:
-            conn = self._engine.connect()
-            await conn.start()
-            self._turns = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            self._turns_driver = (await self._turns.get_raw_connection()).driver_connection
+        if self._turns is None:
+            pooled = await self._engine.connect().start()
+            try:
+                driver = (await pooled.get_raw_connection()).driver_connection
+            except BaseException:
+                await pooled.close()
+                raise
+            self._turns = (pooled, driver)
+        pooled, driver = self._turns
         try:
-            yield self._turns_driver
+            yield driver
         except BaseException:
-            broken, self._turns, self._turns_driver = self._turns, None, None
+            self._turns = None
             with contextlib.suppress(*DATABASE_ERRORS):
-                await broken.invalidate()
+                await pooled.invalidate()
             raise
 
     async def _reap(self) -> None:

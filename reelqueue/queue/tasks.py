@@ -74,7 +74,6 @@ class TaskRecord:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-_FIELDS = tuple(TaskRecord.__dataclass_fields__)
 _COLUMNS = [_tasks.c[name] for name in TaskRecord.__dataclass_fields__]
 
 
@@ -200,13 +199,6 @@ def _arrays(items: Sequence[Any], **attributes: str) -> dict[str, list[Any]]:
     return {name: [getattr(item, attr) for item in items] for name, attr in attributes.items()}
 
 
-def _record(*values: Any) -> TaskRecord:
-    """A TaskRecord from values in field order, without the frozen `__init__`'s slow setattrs."""
-    record = object.__new__(TaskRecord)
-    record.__dict__.update(zip(_FIELDS, values, strict=True))
-    return record
-
-
 async def insert_tasks(
     conn: AsyncConnection,
     new: Sequence[NewTask],
@@ -267,27 +259,28 @@ async def insert_tasks(
             "runnable": list(RUNNABLE_STATUSES),
         },
     )
+    # The rest of each row is what a new task starts with (the columns' defaults).
     return [
-        _record(
-            task_id,
-            page,
-            task.data_source_id,
-            task.channel,
-            task.title,
-            task.topic,
-            task.story_direction,
-            task.priority,
-            task.status,
-            0,  # attempts
-            task.error_log,
-            None,  # youtube_url
-            None,  # resume_step
-            dict(task.notion_seen),  # the record's own, as a read would give it
-            0,  # step_attempts
-            {},  # outputs
-            None,  # page_missing
-            1,  # version
-            updated_at,
+        TaskRecord(
+            id=task_id,
+            notion_page_id=page,
+            data_source_id=task.data_source_id,
+            channel=task.channel,
+            title=task.title,
+            topic=task.topic,
+            story_direction=task.story_direction,
+            priority=task.priority,
+            status=task.status,
+            attempts=0,
+            error_log=task.error_log,
+            youtube_url=None,
+            resume_step=None,
+            notion_seen=dict(task.notion_seen),
+            step_attempts=0,
+            outputs={},
+            page_missing=None,
+            version=1,
+            updated_at=updated_at,
         )
         for task_id, page, updated_at in rows
         for task in (batch[page],)
