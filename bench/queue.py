@@ -207,7 +207,7 @@ async def _reelqueue_drain(
     """A real `Worker` with no-op steps and `batch` slots, until the parent says stop."""
     configure_logging("warning")
     engine = create_engine(url, pool_size=max(2, batch), pre_ping=False)
-    async with engine.connect():
+    async with engine.connect(), engine.connect():  # connected before the clock, as PgQueuer is
         pass
     with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as artifacts:
         worker = Worker(

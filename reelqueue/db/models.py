@@ -8,7 +8,6 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     DateTime,
-    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -125,9 +124,8 @@ class TaskEvent(Base):
     __tablename__ = "task_events"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    task_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), index=True
-    )
+    # A tasks.id, though no foreign key says so: see migration 0005.
+    task_id: Mapped[int] = mapped_column(BigInteger, index=True)
     from_status: Mapped[str | None] = mapped_column(Text)
     to_status: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(Text)
@@ -167,9 +165,7 @@ class OutboxEntry(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    task_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("tasks.id", ondelete="CASCADE"), index=True
-    )
+    task_id: Mapped[int] = mapped_column(BigInteger)  # a tasks.id: see migration 0005
     notion_page_id: Mapped[str] = mapped_column(Text)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import socket
@@ -99,12 +100,17 @@ class Worker:
         self._table = StatusTable(settings.status_labels)
         self._lease = timedelta(seconds=settings.lease_s)
         self._running: dict[int, asyncio.Task[None]] = {}
+        # Tasks whose lease this worker holds: claimed, and their end not yet written.
+        # Slots are counted from these, so a step whose end is recorded frees its slot
+        # at once, even while its coroutine is still winding down.
+        self._held: set[int] = set()
         self._lost: set[int] = set()
         self._wake = asyncio.Event()
         self._completions: asyncio.Queue[tuple[Finish, asyncio.Future[bool]]] = asyncio.Queue()
         self._claiming = asyncio.Lock()
         self._claims_open = True
         self._starved = False
+        self._shared = True  # whether the last claim found every cap with room to spare
         self._turns: tuple[AsyncConnection, asyncpg.Connection] | None = None
         self._last_reap = 0.0
         self.steps_done = 0
@@ -132,8 +138,8 @@ class Worker:
                 # Cleared before claiming: a wake-up arriving meanwhile is for work the
                 # claim may not have seen, and must send us round again.
                 self._wake.clear()
-                await self._reap()
                 await self._claim()
+                await self._reap()
                 await self._sleep(stop)
         finally:
             self._claims_open = False
@@ -163,7 +169,7 @@ class Worker:
         """Slots to claim for, counting the `finishing` tasks as already gone."""
         if not self._claims_open:
             return 0
-        return max(0, self._concurrency - len(self._running) + finishing)
+        return max(0, self._concurrency - len(self._held) + finishing)
 
     async def _claim(self) -> None:
         """Fill the free slots; most claims instead ride along with a completion."""
@@ -184,12 +190,19 @@ class Worker:
         worker has its chance at them, instead of this one refilling them unseen.
         """
         wanted = 0 if finished and self._starved else self._free_slots(len(finished))
+        turn = functools.partial(
+            exchange, worker_id=self.worker_id, lease=self._lease, limits=self._limits(),
+            slots=self._concurrency,
+        )  # fmt: skip
         async with self._turn_connection() as conn:
-            done = await exchange(
-                conn, worker_id=self.worker_id, finished=finished, claim=wanted,
-                lease=self._lease, limits=self._limits(),
-            )  # fmt: skip
+            done = await turn(conn, finished=finished, claim=wanted, shared=self._shared)
+            if wanted and self._shared and done.tight:
+                # The caps became tight since the last turn: claim again, alone.
+                again = await turn(conn, claim=wanted, shared=False)
+                done = dataclasses.replace(done, claimed=again.claimed, tight=again.tight)
+        self._held.difference_update(item.task.id for item in finished)
         if wanted:
+            self._shared = not done.tight
             self._starved = len(done.claimed) < wanted
         self._start_all(done.claimed)
         return done.recorded
@@ -252,10 +265,12 @@ class Worker:
         for one in claimed:
             task = asyncio.create_task(self._execute(one), name=f"task-{one.task.id}")
             self._running[one.task.id] = task
+            self._held.add(one.task.id)
             task.add_done_callback(functools.partial(self._ended, one.task.id))
 
     def _ended(self, task_id: int, _task: asyncio.Task[None]) -> None:
         self._running.pop(task_id, None)
+        self._held.discard(task_id)
         self._lost.discard(task_id)
         if self._free_slots() > 0:
             self._wake.set()
@@ -264,7 +279,7 @@ class Worker:
         interval = self._lease.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._running)
+            ids = list(self._held)
             if not ids:
                 continue
             try:
@@ -382,6 +397,7 @@ class Worker:
                         tasks=[item.task.id for item in items],
                         error=_first_line(exc),
                     )
+                    self._held.difference_update(item.task.id for item in items)
                     return [False] * len(items)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

@@ -3,9 +3,11 @@
 A claim takes runnable tasks (`SELECT ... FOR UPDATE SKIP LOCKED` over the partial
 index of runnable rows, per channel), in order: priority, then a fair turn across
 channels, then first in, first out; never past a channel's `max_concurrent` or a
-step's cap, counted over the whole fleet. Claims are serialised by a transaction-level
-advisory lock so those counts hold. A worker records the tasks it has finished and
-claims their successors in the same statement: one round trip and one commit per turn.
+step's cap, counted over the whole fleet. Claims hold a transaction-level advisory
+lock so those counts hold: shared while no cap can bind (every cap has room for what
+runs plus every worker's slots), and alone, in turns, otherwise. A worker records the
+tasks it has finished and claims their successors in the same statement: one round
+trip and one commit per turn.
 """
 
 from __future__ import annotations
@@ -98,8 +100,8 @@ def _encoded(values: Mapping[str, Any]) -> str:
 
 _STEP_OF = {row.status: row.step for row in _TABLE if row.step is not None}
 _EXCHANGE = (
-    "SELECT moved, claimed FROM reelqueue_exchange("
-    + ", ".join(f"${n}" for n in range(1, 17))
+    "SELECT moved, claimed, tight FROM reelqueue_exchange("
+    + ", ".join(f"${n}" for n in range(1, 19))
     + ")"
 )
 _JSON_COLUMNS = ("notion_seen", "outputs")
@@ -107,10 +109,12 @@ _JSON_COLUMNS = ("notion_seen", "outputs")
 
 @dataclass(frozen=True)
 class Exchanged:
-    """What one exchange did: which finishes were recorded, and what was claimed."""
+    """What one exchange did: which finishes were recorded, what was claimed, and
+    whether a cap could bind (then the next claim should take the lock alone)."""
 
     recorded: list[bool]
     claimed: list[ClaimedTask]
+    tight: bool = False
 
 
 async def exchange(
@@ -121,17 +125,23 @@ async def exchange(
     claim: int = 0,
     lease: timedelta,
     limits: ClaimLimits,
+    slots: int | None = None,
+    shared: bool = False,
 ) -> Exchanged:
     """Record this worker's finished tasks and claim up to `claim` more, in one round trip.
 
-    The `reelqueue_exchange` function (migration 0004) first ends the worker's hold on
-    `finished` (each moves only if the worker still holds it in its expected status;
-    False for one means its lease was lost and nothing of it was written), then takes
-    the fleet-wide claim lock, counts what runs per channel and step, picks in order
-    within the caps (`FOR UPDATE SKIP LOCKED` over the runnable index), and starts the
-    picked tasks' steps under this worker's lease. History and outbox rows and NOTIFY
-    come with both. One statement, so atomic outside a transaction. Being the workers'
-    hot path, it runs on the driver's own connection (prepared there once).
+    The `reelqueue_exchange` function (migration 0005) takes the fleet-wide claim lock
+    (`shared`, or alone), counts what runs per channel and step, ends the worker's hold
+    on `finished` (each moves only if the worker still holds it in its expected status;
+    False for one means its lease was lost and nothing of it was written), picks in
+    order within the caps (`FOR UPDATE SKIP LOCKED` over the runnable index), and starts
+    the picked tasks' steps under this worker's lease. History and outbox rows and
+    NOTIFY come with both. `slots` is the most this worker ever holds (default `claim`):
+    the connection is tagged with it, for the fleet's sum that tells whether claims may
+    share the lock. A shared claim that finds a cap could bind claims nothing and
+    returns `tight`; so does any claim, to say the next one should not share. One
+    statement, so atomic outside a transaction. Being the workers' hot path, it runs on
+    the driver's own connection (prepared there once).
     """
     if not finished and claim <= 0:
         return Exchanged([], [])
@@ -164,13 +174,15 @@ async def exchange(
         steps,
         [limits.step_caps[s] for s in steps],
         CLAIM_LOCK_KEY,
+        max(slots if slots is not None else claim, 0),
+        shared,
     )
     moved = set(row["moved"])
     claimed = []
     for record in row["claimed"]:
         task = TaskRecord.from_mapping(_decoded(record))
         claimed.append(ClaimedTask(task, _STEP_OF[task.status]))
-    return Exchanged([item.task.id in moved for item in finished], claimed)
+    return Exchanged([item.task.id in moved for item in finished], claimed, bool(row["tight"]))
 
 
 def _decoded(record: Mapping[str, Any]) -> dict[str, Any]:

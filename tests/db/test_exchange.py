@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -139,3 +140,130 @@ async def test_channel_caps_hold_across_workers_and_a_freed_slot_is_open_to_all(
     assert again.claimed == [], "a worker at the cap does not refill its own slot unseen"
     other = await exchange(driver, worker_id="w2", claim=5, lease=LEASE, limits=capped)
     assert len(other.claimed) == 1, "the freed slot goes to whoever claims next"
+
+
+@pytest.fixture
+async def workers(database_url: str) -> AsyncIterator[list[asyncpg.Connection]]:
+    """Four more connections, each standing for a worker of its own."""
+    conns = [await asyncpg.connect(database_url) for _ in range(4)]
+    yield conns
+    for conn in conns:
+        await conn.close()
+
+
+async def waiting_on_the_claim_lock(driver: asyncpg.Connection, conn: asyncpg.Connection) -> bool:
+    pid = conn.get_server_pid()
+    for _ in range(100):
+        row = await driver.fetchrow(
+            "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1", pid
+        )
+        if row is not None and (row["wait_event_type"], row["wait_event"]) == ("Lock", "advisory"):
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+async def test_claims_share_the_lock_while_every_cap_has_room_for_the_whole_fleet(
+    engine: AsyncEngine, workers: list[asyncpg.Connection]
+) -> None:
+    for _ in range(6):
+        await add(engine)
+    a, b = workers[:2]
+    async with a.transaction():
+        first = await exchange(
+            a, worker_id="a", claim=3, lease=LEASE, limits=OPEN, slots=3, shared=True
+        )
+        # a's claim is still in flight: b's does not wait for it
+        second = await asyncio.wait_for(
+            exchange(b, worker_id="b", claim=3, lease=LEASE, limits=OPEN, slots=3, shared=True),
+            timeout=10,
+        )
+    assert (len(first.claimed), len(second.claimed)) == (3, 3)
+    assert (first.tight, second.tight) == (False, False)
+    assert not {c.task.id for c in first.claimed} & {c.task.id for c in second.claimed}
+
+
+async def test_near_a_cap_claims_take_the_lock_in_turns(
+    engine: AsyncEngine, driver: asyncpg.Connection, workers: list[asyncpg.Connection]
+) -> None:
+    for _ in range(6):
+        await add(engine)
+    near = ClaimLimits(channel_caps={"science": 4}, step_caps={})
+    a, b = workers[:2]
+    early = await exchange(b, worker_id="b", claim=1, lease=LEASE, limits=near, slots=3)
+    assert len(early.claimed) == 1
+    async with a.transaction():
+        first = await exchange(a, worker_id="a", claim=3, lease=LEASE, limits=near, slots=3)
+        assert (len(first.claimed), first.tight) == (3, True), "1 running + 6 slots > 4"
+        second = asyncio.create_task(
+            exchange(b, worker_id="b", claim=2, lease=LEASE, limits=near, slots=3)
+        )
+        assert await waiting_on_the_claim_lock(driver, b), "b claims only after a commits"
+    assert (await asyncio.wait_for(second, timeout=10)).claimed == [], "4 at most"
+
+
+async def test_every_connected_workers_slots_count_until_it_disconnects(
+    engine: AsyncEngine, database_url: str, workers: list[asyncpg.Connection]
+) -> None:
+    big = await asyncpg.connect(database_url)
+    caps = ClaimLimits(channel_caps={"science": 12}, step_caps={})
+    # An empty queue: the call only tags `big`'s connection with its 10 slots.
+    await exchange(big, worker_id="big", claim=10, lease=LEASE, limits=caps, slots=10)
+    await add(engine)
+    small = workers[0]
+    refused = await exchange(
+        small, worker_id="small", claim=3, lease=LEASE, limits=caps, slots=3, shared=True
+    )
+    assert (refused.claimed, refused.tight) == ([], True), "10 + 3 slots could pass a cap of 12"
+    await big.close()
+    for _ in range(100):  # the server notices the disconnection a moment later
+        again = await exchange(
+            small, worker_id="small", claim=3, lease=LEASE, limits=caps, slots=3, shared=True
+        )
+        if again.claimed:
+            break
+        await asyncio.sleep(0.02)
+    assert (len(again.claimed), again.tight) == (1, False)
+
+
+async def test_leases_of_a_vanished_worker_keep_the_claims_in_turns_and_within_the_cap(
+    engine: AsyncEngine, driver: asyncpg.Connection, workers: list[asyncpg.Connection]
+) -> None:
+    caps = ClaimLimits(channel_caps={"science": 14}, step_caps={})
+
+    async def claim_all(limits: ClaimLimits, *, shared: bool) -> list[Any]:
+        turns = [
+            exchange(w, worker_id=f"w{i}", claim=3, lease=LEASE, limits=limits, slots=3,
+                     shared=shared)
+            for i, w in enumerate(workers)
+        ]  # fmt: skip
+        return list(await asyncio.gather(*turns))
+
+    for _ in range(3):
+        await add(engine)
+    ghost = await driver.fetch(
+        "UPDATE tasks SET status = 'generating_assets', locked_by = 'ghost', locked_at = now()"
+        " RETURNING id"
+    )
+    tagging = await claim_all(caps, shared=False)  # nothing runnable yet: this tags the four
+    assert [t.claimed for t in tagging] == [[]] * 4
+    for _ in range(27):
+        await add(engine)
+    # Four workers of 3 slots beside 3 leases nobody will end: 15 could pass the cap.
+    tight = await claim_all(caps, shared=True)
+    assert all(t.claimed == [] and t.tight for t in tight)
+    taken = await claim_all(caps, shared=False)
+    assert sum(len(t.claimed) for t in taken) == 14 - len(ghost)
+    # The ghost's leases returned, the workers' steps done, a cap with room for the
+    # fleet's 12 slots beside what runs: all claim, side by side.
+    await driver.execute(
+        "UPDATE tasks SET status = 'queued', locked_by = NULL WHERE locked_by = 'ghost'"
+    )
+    for i, (conn, turn) in enumerate(zip(workers, taken, strict=True)):
+        ends = [Finish(c.task, c.task.status, [("assets_ready", "assets done")], {})
+                for c in turn.claimed]  # fmt: skip
+        await exchange(conn, worker_id=f"w{i}", finished=ends, lease=LEASE, limits=caps)
+    roomy = await claim_all(ClaimLimits({"science": 24}, {}), shared=True)
+    assert [(len(t.claimed), t.tight) for t in roomy] == [(3, False)] * 4
+    running = await driver.fetchval("SELECT count(*) FROM tasks WHERE locked_by IS NOT NULL")
+    assert running == 12

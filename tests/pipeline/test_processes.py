@@ -199,6 +199,13 @@ async def test_a_fleet_of_five_runs_every_step_of_2000_tasks_exactly_once(
     )
     assert total == 2000 * len(STEPS)
     assert max(peak.values()) <= 8, f"channel cap exceeded: {peak}"
+    orphans = await fetchval(
+        database_url,
+        "SELECT count(*) FROM (SELECT task_id FROM task_events UNION ALL"
+        " SELECT task_id FROM outbox) r"
+        " WHERE NOT EXISTS (SELECT FROM tasks t WHERE t.id = r.task_id)",
+    )
+    assert orphans == 0, "every history and outbox row names a task"
     high_first = await fetchval(
         database_url,
         """
