@@ -24,7 +24,7 @@ Prints one JSON object per measurement, then a summary with reelqueue / PgQueuer
 ratios and the targets: throughput at least PgQueuer's, wake-up p95 under 50 ms,
 10,000 enqueued in under 0.5 s.
 
-    .venv/bin/python -m bench.queue [--jobs 5000] [--samples 200] [--rounds 3]
+    .venv/bin/python -m bench.queue [--jobs 5000] [--samples 200] [--rounds 5]
 
 (run it as a module from the repository root: as a script its name would hide the
 standard library's `queue`)
@@ -498,7 +498,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5_000, help="tasks per throughput run")
     parser.add_argument("--samples", type=int, default=200, help="wake-up samples per system")
     parser.add_argument(
-        "--rounds", type=int, default=3, help="throughput runs per system, taken in turns"
+        "--rounds", type=int, default=5, help="throughput runs per system, taken in turns"
     )
     args = parser.parse_args()
     configure_logging("warning")

@@ -202,10 +202,10 @@ BEGIN
             SELECT l.*, ch.o, row_number() OVER (PARTITION BY ch.o
                                                  ORDER BY l.priority, l.created_at, l.id) AS turn
             FROM (
-                SELECT u.channel, u.o,
-                       (SELECT max(s.locked_at) FROM tasks s
-                        WHERE s.channel = u.channel) AS last_served
+                SELECT u.channel, u.o, s.last_served
                 FROM unnest(p_channels) WITH ORDINALITY AS u(channel, o)
+                CROSS JOIN LATERAL (SELECT max(s.locked_at) AS last_served FROM tasks s
+                                    WHERE s.channel = u.channel) s  -- once per channel
                 WHERE free[u.o] > 0
             ) ch
             CROSS JOIN LATERAL (
