@@ -290,7 +290,7 @@ class Worker:
             except DATABASE_ERRORS as exc:
                 log.warning("heartbeat failed", error=_first_line(exc))
                 continue
-            for task_id in lost:
+            for task_id in lost & self._held:  # not those whose end was recorded meanwhile
                 log.warning("lease lost; abandoning the step", task_id=task_id)
                 self._lost.add(task_id)
                 running = self._running.get(task_id)
