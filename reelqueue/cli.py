@@ -305,14 +305,21 @@ def tasks(
         }
         for t in found
     ]
+    columns = ("id", "title", "channel", "status", "priority", "attempts", "updated_at")
+    _show(rows, dict(zip(columns, columns, strict=True)), as_json=as_json, empty="no tasks")
+
+
+def _show(
+    rows: list[dict[str, Any]], columns: dict[str, str], *, as_json: bool, empty: str
+) -> None:
+    """Rows as one JSON array, or as a table of `columns` (header: key; "-" for none)."""
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    columns = ("id", "title", "channel", "status", "priority", "attempts", "updated_at")
     table = Table(*columns)
     for row in rows:
-        table.add_row(*(str(row[k]) for k in columns))
-    Console().print(table if rows else "no tasks")
+        table.add_row(*("-" if row[key] is None else str(row[key]) for key in columns.values()))
+    Console().print(table if rows else empty)
 
 
 def _operate(
@@ -381,14 +388,9 @@ def tasks_history(
         }
         for e in events
     ]
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    table = Table("at", "from", "to", "actor", "reason")
-    for row in rows:
-        table.add_row(row["at"], row["from_status"] or "-", row["to_status"], row["actor"],
-                      row["reason"])  # fmt: skip
-    Console().print(table)
+    columns = {"at": "at", "from": "from_status", "to": "to_status", "actor": "actor",
+               "reason": "reason"}  # fmt: skip
+    _show(rows, columns, as_json=as_json, empty="no history")
 
 
 @app.command()
