@@ -1,9 +1,11 @@
 """Talking to Notion: the rate-limited, retrying client, typed errors, ids and property values.
 
-`NotionClient` wraps the official SDK (API 2025-09-03) over a transport that takes a token
-from the process-wide bucket of its integration token before every attempt and retries the
-transient failures; permanent failures raise one `NotionAPIError` leaf at once, and
-`explain()` words the common mistakes for the person running reelqueue.
+`NotionClient` wraps the official SDK (API 2025-09-03) over a transport that passes the
+process-wide limiter of its integration token (bucket, window budget, holds after 429s,
+shared per workspace) before every attempt and retries the transient failures; permanent
+failures raise one `NotionAPIError` leaf at once, and `explain()` words the common mistakes
+for the person running reelqueue. `NotionClient.rate_limit_status()` tells what the
+limiter knows (a `RateLimitStatus`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from reelqueue.notion.errors import (
     explain,
 )
 from reelqueue.notion.ids import normalize_id
-from reelqueue.notion.limiter import Priority, TokenBucket, limiter_for
+from reelqueue.notion.limiter import (
+    NotionLimiter,
+    Priority,
+    RateLimitStatus,
+    TokenBucket,
+    limiter_for,
+)
 from reelqueue.notion.properties import (
     DateValue,
     build_checkbox,
@@ -46,6 +54,7 @@ __all__ = [
     "NotionAPIError",
     "NotionClient",
     "NotionError",
+    "NotionLimiter",
     "NotionNotFound",
     "NotionRateLimited",
     "NotionRestricted",
@@ -54,6 +63,7 @@ __all__ = [
     "NotionValidationError",
     "Priority",
     "QueryPage",
+    "RateLimitStatus",
     "RequestStats",
     "TokenBucket",
     "build_checkbox",

@@ -24,7 +24,13 @@ from notion_client.errors import HTTPResponseError, NotionClientErrorBase, Reque
 
 from reelqueue.notion.errors import InvalidNotionId, NotionError, api_error
 from reelqueue.notion.ids import normalize_id
-from reelqueue.notion.limiter import Priority, TokenBucket, limiter_for
+from reelqueue.notion.limiter import (
+    DEFAULT_WINDOW_S,
+    NotionLimiter,
+    Priority,
+    RateLimitStatus,
+    limiter_for,
+)
 from reelqueue.notion.transport import (
     BASE_DELAY_S,
     DEFAULT_MAX_ATTEMPTS,
@@ -66,10 +72,13 @@ class QueryPage:
 
 
 class NotionClient:
-    """Calls to the Notion API, paced by the process-wide bucket of this token and retried.
+    """Calls to the Notion API, paced by the process-wide limiter of this token and retried.
 
-    `transport` replaces the network under the limiter and retries (an ASGI app in tests);
-    `retry_base_s` is the first backoff step, doubling per attempt up to 20 s.
+    `rate_limit`/`burst` shape the bucket that paces requests until Notion's window budget
+    is known; `budget` requests per `window_s` seconds, when given, is that budget (the
+    limiter also learns it from 429s). `transport` replaces the network under the limiter
+    and retries (an ASGI app in tests); `retry_base_s` is the first backoff step, doubling
+    per attempt up to 20 s.
     """
 
     def __init__(
@@ -79,6 +88,8 @@ class NotionClient:
         base_url: str = DEFAULT_BASE_URL,
         rate_limit: float = 3.0,
         burst: int = 3,
+        budget: int | None = None,
+        window_s: float = DEFAULT_WINDOW_S,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         timeout_s: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -90,7 +101,7 @@ class NotionClient:
         self._token = token
         self._timeout_s = timeout_s
         self._transport = RetryingTransport(
-            limiter_for(token, rate_limit, burst),
+            limiter_for(token, rate_limit, burst, budget=budget, window_s=window_s),
             inner=transport,
             max_attempts=max_attempts,
             base_delay_s=retry_base_s,
@@ -116,9 +127,13 @@ class NotionClient:
         return self._transport.stats
 
     @property
-    def limiter(self) -> TokenBucket:
-        """The token bucket this client shares with every client of the same token."""
+    def limiter(self) -> NotionLimiter:
+        """The limiter this client shares with every client of the same token."""
         return self._transport.limiter
+
+    def rate_limit_status(self) -> RateLimitStatus:
+        """Whether Notion is holding this token back, until when and why; the window budget."""
+        return self._transport.limiter.status()
 
     async def aclose(self) -> None:
         """Close the connections (closing twice is fine)."""

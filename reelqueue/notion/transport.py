@@ -1,11 +1,14 @@
 """The httpx transport under the SDK: rate limit every attempt, retry the transient failures.
 
-Each attempt first takes a token from the process-wide bucket (priority from the
-`request_priority` context variable), then goes to the inner transport. 409, 429, 5xx and
-529 answers, timeouts and connection errors are retried with capped exponential backoff
-and full jitter, or after `Retry-After` when the answer carries one. When attempts run out
-the last answer is returned (or the last transport error raised) for the SDK to turn into
-its error. Every attempt is counted per endpoint template and status.
+Each attempt first passes the token's process-wide limiter (priority from the
+`request_priority` context variable), then goes to the inner transport. A 429 (or a 529
+with Retry-After) holds every request of the token, or of its whole workspace when the
+429's `rate_limit_reason` names the workspace limit, until Retry-After has passed; the
+refused request then waits at the head of its lane like the rest. 409, 5xx and 529
+answers, timeouts and connection errors are retried with capped exponential backoff and
+full jitter. When attempts run out the last answer is returned (or the last transport
+error raised) for the SDK to turn into its error. Every attempt is counted per endpoint
+template and status. The token's workspace is learned from any GET /v1/users/me answer.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import httpx
 import structlog
 
-from reelqueue.notion.limiter import Priority, Sleep, TokenBucket
+from reelqueue.notion.limiter import NotionLimiter, Priority, Sleep
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +45,7 @@ _ID_SEGMENT = re.compile(
     r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I
 )
 _NOT_RETRIED_ERRORS = (httpx.UnsupportedProtocol, httpx.LocalProtocolError)
+_USERS_ME = "GET /v1/users/me"
 
 
 def endpoint_template(method: str, path: str) -> str:
@@ -142,15 +146,29 @@ class RequestStats(Mapping[str, Any]):
         return len(self.as_dict())
 
 
-def _error_fields(response: httpx.Response) -> dict[str, Any]:
-    """Notion's code and request id from an error body, when it has them."""
+def _json_body(response: httpx.Response) -> dict[str, Any]:
     try:
         body = json.loads(response.content)
     except ValueError:
         return {}
-    if not isinstance(body, dict):
-        return {}
-    return {k: body[k] for k in ("code", "request_id") if isinstance(body.get(k), str)}
+    return body if isinstance(body, dict) else {}
+
+
+def error_fields(response: httpx.Response) -> dict[str, Any]:
+    """Notion's code, request id and `rate_limit_reason` from an error body, when present."""
+    body = _json_body(response)
+    fields = {k: body[k] for k in ("code", "request_id") if isinstance(body.get(k), str)}
+    extra = body.get("additional_data")
+    if isinstance(extra, dict) and isinstance(extra.get("rate_limit_reason"), str):
+        fields["rate_limit_reason"] = extra["rate_limit_reason"]
+    return fields
+
+
+def bot_workspace_id(response: httpx.Response) -> str | None:
+    """The workspace id in a GET /v1/users/me answer (`bot.workspace_id`), if it has one."""
+    bot = _json_body(response).get("bot")
+    workspace = bot.get("workspace_id") if isinstance(bot, dict) else None
+    return workspace if isinstance(workspace, str) and workspace else None
 
 
 class RetryingTransport(httpx.AsyncBaseTransport):
@@ -158,7 +176,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
 
     def __init__(
         self,
-        limiter: TokenBucket,
+        limiter: NotionLimiter,
         *,
         inner: httpx.AsyncBaseTransport | None = None,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
@@ -183,9 +201,12 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         endpoint = endpoint_template(request.method, request.url.path)
         priority = request_priority.get(Priority.INGEST)
         attempt = 0
+        retrying = False
         while True:
             attempt += 1
-            await self.limiter.acquire(priority)
+            await self.limiter.acquire(priority, first=retrying)
+            retrying = True
+            sent_at = self.limiter.now()
             try:
                 response = await self._inner.handle_async_request(request)
             except _NOT_RETRIED_ERRORS:
@@ -203,15 +224,56 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 continue
             status = response.status_code
             self.stats.record(endpoint, status)
+            self.limiter.answered(sent_at, status)
+            if status == 200 and endpoint == _USERS_ME:
+                await response.aread()
+                workspace_id = bot_workspace_id(response)
+                if workspace_id is not None:
+                    self.limiter.join_workspace(workspace_id)
             if status not in RETRYABLE_STATUSES:
                 return response
+            await response.aread()
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            fields = error_fields(response)
+            held = status == 429 or (status == 529 and retry_after is not None)
+            hold_s = self._hold(endpoint, attempt, status, retry_after, fields) if held else 0.0
             if attempt >= self._max_attempts:
                 self._give_up(endpoint, attempt, status)
                 return response
-            await response.aread()
             await response.aclose()
-            retry_after = parse_retry_after(response.headers.get("retry-after"))
-            await self._wait(endpoint, attempt, status, retry_after, _error_fields(response))
+            if held:
+                self.stats.retries += 1
+                self.stats.retry_wait_s += hold_s
+            else:
+                await self._wait(endpoint, attempt, status, retry_after, fields)
+
+    def _hold(
+        self,
+        endpoint: str,
+        attempt: int,
+        status: int,
+        retry_after: float | None,
+        fields: dict[str, Any],
+    ) -> float:
+        """Hold every request of the token (or workspace) until Retry-After has passed."""
+        delay = retry_delay(attempt, retry_after, base=self._base, cap=self._cap, rand=self._rand)
+        reason = fields.get("rate_limit_reason")
+        if status == 429:
+            scope = self.limiter.rate_limited(delay, reason=reason)
+        else:
+            scope = "connection"
+            self.limiter.hold(delay, reason=fields.get("code"))
+        log.info(
+            "notion asked to wait; holding requests",
+            endpoint=endpoint,
+            outcome=status,
+            attempt=attempt,
+            scope=scope,
+            hold_s=round(delay, 3),
+            retry_after_s=retry_after,
+            **fields,
+        )
+        return delay
 
     async def _wait(
         self,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reelqueue.notion import Priority, TokenBucket, limiter_for
-from reelqueue.notion.limiter import _buckets
+from reelqueue.notion.limiter import _limiters
 
 
 class ManualClock:
@@ -210,4 +210,4 @@ def test_one_bucket_per_token_keyed_by_a_hash() -> None:
     changed = limiter_for(token, 5.0, 2)
     assert changed is first
     assert (changed.rate, changed.burst) == (5.0, 2)
-    assert all(token not in key for key in _buckets)
+    assert all(token not in key for key in _limiters)

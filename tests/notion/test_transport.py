@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reelqueue.notion import Priority, TokenBucket
+from reelqueue.notion import NotionLimiter, Priority
 from reelqueue.notion.transport import (
     BASE_DELAY_S,
     MAX_DELAY_S,
@@ -93,16 +93,31 @@ def test_endpoints_are_counted_by_template(method: str, path: str, template: str
     assert endpoint_template(method, path) == template
 
 
-class SpyLimiter(TokenBucket):
-    """A generous bucket that remembers the priority of every acquire."""
+class FakeTime:
+    """A clock that jumps forward by whatever anyone sleeps, remembering each sleep."""
 
     def __init__(self) -> None:
-        super().__init__(10_000.0, 10_000)
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class SpyLimiter(NotionLimiter):
+    """A generous limiter on fake time that remembers the priority of every acquire."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(10_000.0, 10_000, clock=time, sleep=time.sleep)
         self.priorities: list[Priority] = []
 
-    async def acquire(self, priority: Priority = Priority.INGEST) -> None:
+    async def acquire(self, priority: Priority = Priority.INGEST, *, first: bool = False) -> None:
         self.priorities.append(priority)
-        await super().acquire(priority)
+        await super().acquire(priority, first=first)
 
 
 def scripted(answers: list[Any], seen: list[httpx.Request]) -> httpx.MockTransport:
@@ -128,17 +143,13 @@ Made = tuple[RetryingTransport, list[float], list[httpx.Request], SpyLimiter]
 
 
 def make(answers: list[Any], **options: Any) -> Made:
-    slept: list[float] = []
+    time = FakeTime()
     seen: list[httpx.Request] = []
-    limiter = SpyLimiter()
-
-    async def sleep(seconds: float) -> None:
-        slept.append(seconds)
-
+    limiter = SpyLimiter(time)
     transport = RetryingTransport(
-        limiter, inner=scripted(answers, seen), sleep=sleep, rand=lambda: 0.5, **options
+        limiter, inner=scripted(answers, seen), sleep=time.sleep, rand=lambda: 0.5, **options
     )
-    return transport, slept, seen, limiter
+    return transport, time.slept, seen, limiter
 
 
 async def send(transport: RetryingTransport, method: str = "GET", **kwargs: Any) -> httpx.Response:
@@ -228,4 +239,4 @@ async def test_every_attempt_takes_a_token_at_the_callers_priority() -> None:
 
 def test_max_attempts_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_attempts"):
-        RetryingTransport(TokenBucket(1.0, 1), max_attempts=0)
+        RetryingTransport(NotionLimiter(1.0, 1), max_attempts=0)
