@@ -76,6 +76,12 @@ class Settings(BaseSettings):
     notion_rate_burst: int = Field(
         default=3, ge=1, le=100, validation_alias=_env("NOTION_RATE_BURST")
     )
+    notion_rate_budget: int | None = Field(
+        default=None, ge=1, le=1_000_000, validation_alias=_env("NOTION_RATE_BUDGET")
+    )
+    notion_rate_window_s: float = Field(
+        default=60.0, gt=0, le=3600, validation_alias=_env("NOTION_RATE_WINDOW_S")
+    )
     notion_webhook_token: SecretStr | None = Field(
         default=None, validation_alias=_env("NOTION_WEBHOOK_TOKEN")
     )
@@ -163,6 +169,8 @@ class Settings(BaseSettings):
 _FIX_HINTS: dict[str, str] = {
     "notion_rate_limit": "set it to Notion requests per second, e.g. 3",
     "notion_rate_burst": "set it to a small whole number, e.g. 3",
+    "notion_rate_budget": "set it to Notion requests per window, e.g. 180, or leave it unset",
+    "notion_rate_window_s": "set it to the seconds of Notion's budget window, e.g. 60",
     "notion_api_url": "set it to https://api.notion.com, or the sandbox's URL",
     "poll_interval_s": "set it to seconds between polls, e.g. 15",
     "reconcile_interval_s": "set it to seconds between full reconciles, e.g. 600",

@@ -135,6 +135,8 @@ class Service:
             base_url=self._settings.notion_api_url,
             rate_limit=self._settings.notion_rate_limit,
             burst=self._settings.notion_rate_burst,
+            budget=self._settings.notion_rate_budget,
+            window_s=self._settings.notion_rate_window_s,
             transport=self._transport,
         )
         try:
