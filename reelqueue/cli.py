@@ -151,19 +151,22 @@ def _channels_or_default(settings: Settings) -> Channels:
 
 @notion_app.command("check")
 def notion_check() -> None:
-    """Check NOTION_TOKEN and NOTION_DATABASE_IDS: who we are, and each data source's schema."""
+    """Check NOTION_TOKEN and each calendar's properties and options; exit 1 if any is missing."""
     from reelqueue.service import check_notion
 
     settings = _settings()
-    for line in _run(check_notion(settings, _channels_or_default(settings))):
+    report = _run(check_notion(settings, _channels_or_default(settings)))
+    for line in report.lines:
         typer.echo(line)
+    if not report.complete:
+        raise typer.Exit(1)
 
 
 @notion_app.command("setup")
 def notion_setup(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Change Notion without asking.")] = False,
 ) -> None:
-    """Add the properties and Status/select options reelqueue needs to each data source."""
+    """Add the properties and options reelqueue needs; name what to add by hand (exit 1)."""
     from reelqueue.service import setup_notion
 
     settings = _settings()
@@ -175,7 +178,26 @@ def notion_setup(
             raise UserError("notion setup changes your Notion database: confirm with --yes")
         return typer.confirm(question, default=False)
 
-    for line in _run(setup_notion(settings, _channels_or_default(settings), confirm)):
+    report = _run(setup_notion(settings, _channels_or_default(settings), confirm))
+    for line in report.lines:
+        typer.echo(line)
+    if not report.complete:
+        raise typer.Exit(1)
+
+
+@notion_app.command("create-calendar")
+def notion_create_calendar(
+    parent: Annotated[
+        str, typer.Option(help="The page (id or URL) to create it in, shared with the integration.")
+    ],
+    title: Annotated[str, typer.Option(help="The new database's title.")] = "Content Calendar",
+) -> None:
+    """Create a content calendar ready for reelqueue and print the NOTION_DATABASE_IDS line."""
+    from reelqueue.service import create_calendar
+
+    settings = _settings()
+    report = _run(create_calendar(settings, _channels_or_default(settings), parent, title))
+    for line in report.lines:
         typer.echo(line)
 
 

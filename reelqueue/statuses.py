@@ -15,6 +15,8 @@ from reelqueue.errors import UserError
 __all__ = [
     "GATES",
     "PRIORITIES",
+    "SHORT_LABELS",
+    "STATUS_GROUPS",
     "STEPS",
     "Kind",
     "StatusInfo",
@@ -125,12 +127,42 @@ _DEFAULT_ROWS: tuple[StatusInfo, ...] = (
 )  # fmt: skip
 
 
+# Notion's status groups, in board order (a status-type Status files every option in one).
+STATUS_GROUPS: tuple[str, ...] = ("To-do", "In progress", "Complete")
+
+
 class UnknownStatusLabel(UserError):
-    """A label override names a status that does not exist, or two statuses share a label."""
+    """A label override names no status, or a label is shared by a status that needs its own."""
+
+
+def _shown_only(row: StatusInfo, rows: Mapping[str, StatusInfo]) -> bool:
+    """A status reelqueue sets and the creator only looks at: running, or ready but no gate."""
+    if row.kind is Kind.RUNNING:
+        return True
+    approvals = {r.approval for r in rows.values() if r.approval}
+    return row.kind is Kind.WAITING and row.status != "queued" and row.status not in approvals
+
+
+_ROWS = {row.status: row for row in _DEFAULT_ROWS}
+
+# The shortest working label set: every status only shown shares "In progress", and
+# Notion's default options of a new status property ("Not started", "In progress", "Done")
+# stand for draft, those statuses and published. The other 18 labels stay as they are.
+SHORT_LABELS: Mapping[str, str] = {
+    "draft": "Not started",
+    **{status: "In progress" for status, row in _ROWS.items() if _shown_only(row, _ROWS)},
+    "published": "Done",
+}
 
 
 class StatusTable:
-    """The status vocabulary with the deployment's label overrides applied."""
+    """The status vocabulary with the deployment's label overrides applied.
+
+    Statuses the creator only looks at (running ones, and ready ones that are no gate) may
+    share a label; every label she sets (Queued, an approval, Cancelled, Draft, an error to
+    re-queue from) and every gate keeps its own, so reading a label back is never ambiguous
+    where it matters.
+    """
 
     def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
         rows = {row.status: row for row in _DEFAULT_ROWS}
@@ -145,14 +177,20 @@ class StatusTable:
                     f"REELQUEUE_STATUS_LABELS: the label of {status!r} is empty"
                 )
             rows[status] = replace(rows[status], label=label.strip())
-        by_label: dict[str, str] = {}
+        by_label: dict[str, list[str]] = {}
         for row in rows.values():
-            if row.label in by_label:
-                raise UnknownStatusLabel(
-                    f"REELQUEUE_STATUS_LABELS: {row.status!r} and {by_label[row.label]!r} "
-                    f"share the label {row.label!r}; every status needs its own label"
-                )
-            by_label[row.label] = row.status
+            by_label.setdefault(row.label, []).append(row.status)
+        clashes = [
+            f"{label!r} ({', '.join(statuses)})"
+            for label, statuses in by_label.items()
+            if len(statuses) > 1 and not all(_shown_only(rows[s], rows) for s in statuses)
+        ]
+        if clashes:
+            raise UnknownStatusLabel(
+                "REELQUEUE_STATUS_LABELS: these labels are shared by a status the creator sets "
+                "or a gate, which needs its own label: " + "; ".join(clashes)
+                + " (only running statuses and ready statuses that are no gate may share one)"
+            )  # fmt: skip
         self._rows = rows
         self._by_label = by_label
 
@@ -167,18 +205,40 @@ class StatusTable:
 
     @property
     def labels(self) -> list[str]:
-        """Every Notion label, in pipeline order (for `notion setup`)."""
-        return [row.label for row in self._rows.values()]
+        """Every distinct Notion label, in pipeline order (for `notion setup`)."""
+        return list(self._by_label)
 
     def label(self, status: str) -> str:
         """The Notion label of an internal status."""
         return self._rows[status].label
 
     def status_for_label(self, label: str | None) -> str | None:
-        """The internal status a Notion label stands for, or None for an unknown label."""
+        """The status a label stands for; None for an unknown or a shared label.
+
+        A shared label is only ever shown (reelqueue writes it), so reading it back from
+        Notion asks nothing of reelqueue.
+        """
         if label is None:
             return None
-        return self._by_label.get(label.strip())
+        statuses = self._by_label.get(label.strip(), [])
+        return statuses[0] if len(statuses) == 1 else None
+
+    def statuses_for_label(self, label: str) -> list[str]:
+        """Every status shown with this label, in pipeline order (more than one if shared)."""
+        return list(self._by_label.get(label.strip(), []))
+
+    def is_shown_only(self, status: str) -> bool:
+        """Whether the creator only looks at this status, so its label may be shared."""
+        return _shown_only(self._rows[status], self._rows)
+
+    def group(self, label: str) -> str:
+        """The Notion status group a label belongs in: To-do, In progress or Complete."""
+        kind = self._rows[self._by_label[label.strip()][0]].kind
+        if kind is Kind.DRAFT or self._by_label[label.strip()] == ["queued"]:
+            return STATUS_GROUPS[0]
+        if kind in {Kind.WAITING, Kind.RUNNING, Kind.GATE}:
+            return STATUS_GROUPS[1]
+        return STATUS_GROUPS[2]
 
     def is_active(self, status: str) -> bool:
         """Queued through uploading: a second Queued for it is a no-op."""

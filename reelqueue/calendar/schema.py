@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from reelqueue.errors import UserError
-from reelqueue.statuses import PRIORITIES
+from reelqueue.statuses import PRIORITIES, STATUS_GROUPS, StatusTable
 
 __all__ = [
     "CalendarSchema",
@@ -15,6 +15,7 @@ __all__ = [
     "SchemaReport",
     "check_schema",
     "setup_patch",
+    "status_instructions",
 ]
 
 StatusType = Literal["status", "select"]
@@ -97,6 +98,17 @@ class SchemaReport:
             found.append("it has no title property")
         if self.missing_status_options:
             found.append("Status lacks the options " + ", ".join(self.missing_status_options))
+        return found
+
+    @property
+    def gaps(self) -> list[str]:
+        """Everything reelqueue wants and the data source lacks, optional parts included."""
+        found = self.problems
+        found += [f"{name} is missing (optional)" for name in self.missing_optional]
+        found += [
+            f"{name} lacks the options " + ", ".join(absent)
+            for name, absent in self.missing_select_options.items()
+        ]
         return found
 
     @property
@@ -190,10 +202,12 @@ def setup_patch(
     channel_ids: list[str],
     existing: dict[str, Any],
 ) -> dict[str, Any]:
-    """The `properties` body of a data source PATCH adding what the report found missing.
+    """The `properties` body of a data source PATCH adding what the API lets reelqueue add.
 
-    Notion adds options given by name and keeps the existing ones listed with them; a
-    missing Status is created as a select, which the API can always create.
+    A PATCH listing a select's options replaces the list, so the existing ones are listed
+    too (by id and name). A missing Status is created as a select; the options of a
+    `status`-type Status are left out, as the API cannot change them (see
+    `status_instructions`).
     """
     patch: dict[str, Any] = {}
     creators: dict[str, dict[str, Any]] = {
@@ -209,11 +223,36 @@ def setup_patch(
     for name in [*report.missing, *report.missing_optional]:
         patch[name] = creators[name]
     additions = dict(report.missing_select_options)
-    if report.missing_status_options:
+    if report.missing_status_options and report.status_type == "select":
         additions[names.status] = report.missing_status_options
     for name, absent in additions.items():
-        kind = report.status_type if name == names.status else "select"
-        current = existing.get(name, {}).get(kind, {}).get("options", [])
-        kept = [{"id": o["id"]} if "id" in o else {"name": o["name"]} for o in current]
-        patch[name] = {kind: {"options": kept + _options(absent)["options"]}}
+        current = existing.get(name, {}).get("select", {}).get("options", [])
+        kept = [
+            {key: o[key] for key in ("id", "name") if key in o}
+            for o in current
+            if isinstance(o, dict) and ("id" in o or "name" in o)
+        ]
+        patch[name] = {"select": {"options": kept + _options(absent)["options"]}}
     return patch
+
+
+def status_instructions(
+    report: SchemaReport, names: PropertyNames, table: StatusTable
+) -> list[str]:
+    """What to add by hand to a `status`-type Status, which Notion's API cannot change.
+
+    One line per Notion status group (To-do, In progress, Complete) naming the options
+    to add there, in pipeline order; no lines when nothing is missing or Status is a select.
+    """
+    if report.status_type != "status" or not report.missing_status_options:
+        return []
+    by_group: dict[str, list[str]] = {group: [] for group in STATUS_GROUPS}
+    for label in report.missing_status_options:
+        by_group[table.group(label)].append(label)
+    lines = [
+        f"data source {report.data_source_id}: {names.status} is a status property, whose "
+        "options Notion's API cannot change; in Notion, open the calendar, edit the "
+        f"{names.status} property and add these options, each in its group:"
+    ]
+    lines += [f"  {group}: " + ", ".join(labels) for group, labels in by_group.items() if labels]
+    return lines

@@ -12,11 +12,9 @@ from reelqueue.ingest.webhooks import (
     Delivery,
     Verdict,
     classify,
-    load_webhook_token,
     parse_delivery,
     record_events,
     signature_matches,
-    store_webhook_token,
 )
 
 __all__ = [
@@ -36,10 +34,8 @@ __all__ = [
     "classify",
     "floor_minute",
     "invalid_reason",
-    "load_webhook_token",
     "parse_delivery",
     "parse_priority",
     "record_events",
     "signature_matches",
-    "store_webhook_token",
 ]

@@ -15,38 +15,33 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelqueue.db.models import SERVICE_STATE, WEBHOOK_INBOX
+from reelqueue.db.models import WEBHOOK_INBOX
 
 __all__ = [
     "DOORBELL_CHANNEL",
     "HANDLED_EVENT_TYPES",
     "MAX_BODY_BYTES",
-    "TOKEN_KEY",
     "Delivery",
     "Verdict",
     "classify",
-    "load_webhook_token",
     "parse_delivery",
     "record_events",
     "signature_matches",
-    "store_webhook_token",
 ]
 
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
-TOKEN_KEY = "notion_webhook_verification_token"
 DOORBELL_CHANNEL = "reelqueue_doorbell"
 HANDLED_EVENT_TYPES = frozenset(
     {"page.created", "page.properties_updated", "page.deleted", "page.undeleted", "page.moved"}
 )
 
 _inbox = WEBHOOK_INBOX
-_state = SERVICE_STATE
 
 
 class Verdict(StrEnum):
@@ -194,24 +189,3 @@ async def record_events(
             {"channel": DOORBELL_CHANNEL, "payload": _doorbell_payload(delivery)},
         )
     return verdicts
-
-
-async def store_webhook_token(conn: AsyncConnection, token: str) -> bool:
-    """Keep the verification token from Notion's handshake; True when it is new."""
-    current = await load_webhook_token(conn)
-    if current == token:
-        return False
-    await conn.execute(
-        pg_insert(_state)
-        .values(key=TOKEN_KEY, value=token)
-        .on_conflict_do_update(
-            index_elements=["key"], set_={"value": token, "updated_at": text("now()")}
-        )
-    )
-    return True
-
-
-async def load_webhook_token(conn: AsyncConnection) -> str | None:
-    """The stored verification token, if a handshake has happened."""
-    value = await conn.scalar(select(_state.c.value).where(_state.c.key == TOKEN_KEY))
-    return str(value) if value is not None else None

@@ -334,6 +334,19 @@ class NotionClient:
         body = {"parent": parent, "properties": properties}
         return await self._request("POST", "pages", priority, body=body)
 
+    async def create_database(
+        self,
+        parent_page_id: str,
+        title: list[dict[str, Any]],
+        properties: dict[str, Any],
+        *,
+        priority: Priority = Priority.PUSH,
+    ) -> dict[str, Any]:
+        """A new database under a page (id or URL), its first data source holding `properties`."""
+        parent = {"type": "page_id", "page_id": normalize_id(parent_page_id)}
+        body = {"parent": parent, "title": title, "initial_data_source": {"properties": properties}}
+        return await self._request("POST", "databases", priority, body=body)
+
 
 def _filter_properties(ids: Sequence[str] | None) -> dict[str, Any] | None:
     """`filter_properties` as repeated query parameters, each id encoded exactly once.

@@ -1,7 +1,12 @@
 """The running service: one process's web app, leader election, ingest and push-back."""
 
 from reelqueue.service.coordinator import CLOCK_SKEW, Coordinator
-from reelqueue.service.notion_setup import check_notion, setup_notion
+from reelqueue.service.notion_setup import (
+    NotionReport,
+    check_notion,
+    create_calendar,
+    setup_notion,
+)
 from reelqueue.service.runner import (
     Service,
     ServiceOptions,
@@ -12,9 +17,11 @@ from reelqueue.service.runner import (
 __all__ = [
     "CLOCK_SKEW",
     "Coordinator",
+    "NotionReport",
     "Service",
     "ServiceOptions",
     "check_notion",
+    "create_calendar",
     "load_calendars",
     "require_notion_settings",
     "setup_notion",

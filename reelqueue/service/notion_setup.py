@@ -39,12 +39,24 @@ class NotionReport:
     complete: bool = True
 
 
-def _client(settings: Settings) -> NotionClient:
+def _client(settings: Settings, *, calendars: bool = True) -> NotionClient:
+    """A client for the configured token; `calendars` also requires NOTION_DATABASE_IDS."""
+    if calendars:
+        token = require_notion_settings(settings)
+    elif settings.notion_token is None or not settings.notion_token.get_secret_value():
+        raise UserError(
+            "NOTION_TOKEN is not set: create an integration at "
+            "https://www.notion.so/profile/integrations and export its secret as NOTION_TOKEN"
+        )
+    else:
+        token = settings.notion_token.get_secret_value()
     return NotionClient(
-        require_notion_settings(settings),
+        token,
         base_url=settings.notion_api_url,
         rate_limit=settings.notion_rate_limit,
         burst=settings.notion_rate_burst,
+        budget=settings.notion_rate_budget,
+        window_s=settings.notion_rate_window_s,
     )
 
 
@@ -155,7 +167,7 @@ async def create_calendar(
     parent_id = normalize_id(parent)
     rich_title = calendar_title(title)
     properties = calendar_properties(PropertyNames(), table, _channel_ids(channels))
-    async with _client(settings) as notion:
+    async with _client(settings, calendars=False) as notion:
         try:
             database = await notion.create_database(parent_id, rich_title, properties)
         except NotionNotFound:

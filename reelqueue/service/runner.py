@@ -26,6 +26,7 @@ from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
 from reelqueue.service.coordinator import Coordinator
 from reelqueue.statuses import StatusTable
 from reelqueue.web import WebServer, WebState, create_app
+from reelqueue.web.health import DEFAULT_STALL_AFTER_S, HealthTransport, NotionHealth
 
 __all__ = ["Service", "ServiceOptions", "load_calendars", "require_notion_settings"]
 
@@ -41,6 +42,7 @@ class ServiceOptions:
     doorbell_window_s: float = 0.3
     leader_retry_s: float = 1.0
     workers: int = 0
+    notion_stall_s: float = DEFAULT_STALL_AFTER_S
 
 
 def require_notion_settings(settings: Settings) -> str:
@@ -108,6 +110,7 @@ class Service:
         self.coordinator: Coordinator | None = None
         self.leading = asyncio.Event()
         self.bot_user_id: str | None = None
+        self.notion_health = NotionHealth(stall_after_s=self._options.notion_stall_s)
 
     @property
     def base_url(self) -> str:
@@ -137,8 +140,9 @@ class Service:
             burst=self._settings.notion_rate_burst,
             budget=self._settings.notion_rate_budget,
             window_s=self._settings.notion_rate_window_s,
-            transport=self._transport,
+            transport=HealthTransport(self.notion_health, self._transport),
         )
+        self.notion_health.rate_limit_status = self.notion.rate_limit_status
         try:
             me = await self.notion.me()
         except NotionAPIError as exc:
@@ -154,7 +158,7 @@ class Service:
             bot_user_id=self.bot_user_id,
             configured_webhook_token=webhook_token.get_secret_value() if webhook_token else None,
             is_leader=lambda: self.is_leader,
-            notion_health=self._notion_health,
+            notion=self.notion_health,
         )
         self._web = WebServer(create_app(state), host=self._options.host, port=self._options.port)
         await self._web.start()
@@ -195,13 +199,6 @@ class Service:
         """Return when `stop()` has been asked for."""
         await self._stop.wait()
 
-    def _notion_health(self) -> str:
-        """Notion as the last pass saw it (a standby only checked it at start-up)."""
-        if self.coordinator is None or not self.is_leader:
-            return "ok (checked at start-up)"
-        error = self.coordinator.last_notion_error
-        return "ok" if error is None else f"error: {error}"
-
     def _on_notify(self, doorbell: Doorbell) -> Callable[[str, str], None]:
         def deliver(channel: str, payload: str) -> None:
             if channel == OUTBOX_CHANNEL:
@@ -229,13 +226,16 @@ class Service:
             for database, schema in calendars
         ]
         schemas = {schema.data_source_id: schema for _, schema in calendars}
-        pusher = Pusher(self._engine, self.notion, schemas, self._table)
+        pusher = Pusher(
+            self._engine, self.notion, schemas, self._table, bot_user_id=self.bot_user_id
+        )
         return Coordinator(
             pollers,
             pusher,
             doorbell,
             poll_interval_s=self._settings.poll_interval_s,
             reconcile_interval_s=self._settings.reconcile_interval_s,
+            engine=self._engine,
         )
 
     async def _lead(self, calendars: list[tuple[str, CalendarSchema]]) -> None:

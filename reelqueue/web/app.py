@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -13,51 +15,36 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reelqueue.ingest import (
-    MAX_BODY_BYTES,
-    InboxWriter,
-    Verdict,
-    classify,
-    load_webhook_token,
-    parse_delivery,
-    signature_matches,
-    store_webhook_token,
-)
+from reelqueue.ingest import MAX_BODY_BYTES, InboxWriter, Verdict, classify, parse_delivery
 from reelqueue.logs import correlation
+from reelqueue.web.health import NotionHealth, iso
+from reelqueue.web.webhook_keys import WebhookKeys
 
-__all__ = ["WebState", "create_app"]
+__all__ = ["WebState", "create_app", "health_report"]
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass
 class WebState:
-    """What the web app needs from the running service."""
+    """What the web app needs from the running service.
+
+    `notion` is the Notion health tracker of the service's client (None: "unknown");
+    `stall_after_s` there decides when a request without an answer counts as failing.
+    """
 
     engine: AsyncEngine
     inbox: InboxWriter
     bot_user_id: str | None = None
     configured_webhook_token: str | None = None
     is_leader: Callable[[], bool] = field(default=lambda: False)
-    notion_health: Callable[[], str] = field(default=lambda: "unknown")
+    notion: NotionHealth | None = None
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-    _cached_token: str | None = None
+    last_webhook_at: datetime | None = None
+    keys: WebhookKeys = field(init=False)
 
-    async def keep_webhook_token(self, token: str) -> bool:
-        """Store the token from Notion's handshake (True when it is new) and use it."""
-        async with self.engine.begin() as conn:
-            changed = await store_webhook_token(conn, token)
-        self._cached_token = token
-        return changed
-
-    async def webhook_token(self, *, refresh: bool = False) -> str | None:
-        """NOTION_WEBHOOK_TOKEN, or the one stored from the handshake (cached)."""
-        if self.configured_webhook_token:
-            return self.configured_webhook_token
-        if self._cached_token is None or refresh:
-            async with self.engine.connect() as conn:
-                self._cached_token = await load_webhook_token(conn)
-        return self._cached_token
+    def __post_init__(self) -> None:
+        self.keys = WebhookKeys(self.engine, self.configured_webhook_token)
 
 
 def _error(status: int, reason: str) -> JSONResponse:
@@ -89,6 +76,52 @@ def _handshake_token(raw: bytes) -> str | None:
     return None
 
 
+_LAST_SEEN = text(
+    "SELECT (SELECT max(updated_at) FROM sync_state) AS polled, "
+    "(SELECT received_at FROM webhook_inbox ORDER BY id DESC LIMIT 1) AS webhook"
+)
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    return None if moment is None else round(max(0.0, (now - moment).total_seconds()), 1)
+
+
+async def health_report(state: WebState) -> dict[str, Any]:
+    """The /healthz body: database, Notion, role, and how long since a poll and a webhook.
+
+    "status" is "degraded" when the database is unreachable, or when this process leads
+    and Notion is failing (ingest and push-back are stalled). A standby does not talk to
+    Notion after start-up, so its Notion fields describe its start-up requests.
+    """
+    database = "ok"
+    polled: datetime | None = None
+    webhook = state.last_webhook_at
+    try:
+        async with state.engine.connect() as conn:
+            row = (await conn.execute(_LAST_SEEN)).one()
+        polled = row.polled
+        if row.webhook is not None and (webhook is None or row.webhook > webhook):
+            webhook = row.webhook
+    except Exception as exc:  # any failure here is what the health check reports
+        database = f"error: {type(exc).__name__}"
+    leader = state.is_leader()
+    view = state.notion.view() if state.notion is not None else None
+    notion = view.as_dict() if view is not None else {"notion": "unknown"}
+    degraded = database != "ok" or (leader and notion["notion"] == "failing")
+    now = datetime.now(UTC)
+    return {
+        "status": "degraded" if degraded else "ok",
+        "database": database,
+        **notion,
+        "leader": leader,
+        "role": "leader" if leader else "standby",
+        "last_poll_at": iso(polled),
+        "last_poll_age_s": _age(polled, now),
+        "last_webhook_at": iso(webhook),
+        "last_webhook_age_s": _age(webhook, now),
+    }
+
+
 def create_app(state: WebState) -> FastAPI:
     """Build the ASGI app around the service's state."""
     app = FastAPI(title="reelqueue", docs_url=None, redoc_url=None, openapi_url=None)
@@ -112,20 +145,14 @@ def create_app(state: WebState) -> FastAPI:
                 if token is None:
                     verdicts.labels("unsigned").inc()
                     return _error(401, "missing X-Notion-Signature")
-                changed = await state.keep_webhook_token(token)
+                await state.keys.keep_handshake(token)
                 verdicts.labels(Verdict.HANDSHAKE.value).inc()
-                log.info(
-                    "webhook verification token received: print it with "
-                    "`reelqueue webhook token` and paste it into Notion's Verify form",
-                    new=changed,
-                )
                 return JSONResponse({"status": Verdict.HANDSHAKE.value})
-            token = await state.webhook_token()
-            if token is None or not signature_matches(token, raw, signature):
-                fresh = await state.webhook_token(refresh=True)
-                if fresh is None or not signature_matches(fresh, raw, signature):
-                    verdicts.labels("bad_signature").inc()
-                    return _error(401, "X-Notion-Signature does not match the body")
+            key = await state.keys.match(raw, signature)
+            if key is None:
+                await state.keys.refuse(raw, signature)
+                verdicts.labels("bad_signature").inc()
+                return _error(401, "X-Notion-Signature does not match the body")
             try:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
@@ -137,6 +164,8 @@ def create_app(state: WebState) -> FastAPI:
                 return _error(400, "body is not a Notion event: it needs string 'id' and 'type'")
             verdict = classify(delivery, bot_user_id=state.bot_user_id)
             state.inbox.put(delivery)
+            state.last_webhook_at = datetime.now(UTC)
+            await state.keys.note_verified(key, delivery.body)
             if verdict is Verdict.ACCEPTED:
                 verdict = Verdict.QUEUED
             verdicts.labels(verdict.value).inc()
@@ -150,21 +179,10 @@ def create_app(state: WebState) -> FastAPI:
             return JSONResponse({"status": verdict.value})
 
     @app.get("/healthz")
-    async def healthz() -> Response:
-        database = "ok"
-        try:
-            async with state.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except Exception as exc:  # any failure here is what the health check reports
-            database = f"error: {type(exc).__name__}"
-        notion = state.notion_health()
-        leader = state.is_leader()
-        healthy = database == "ok"
-        return JSONResponse(
-            {"status": "ok" if healthy else "degraded", "database": database,
-             "notion": notion, "leader": leader},
-            status_code=200 if healthy else 503,
-        )  # fmt: skip
+    async def healthz(strict: bool = False) -> Response:
+        report = await health_report(state)
+        healthy = report["database"] == "ok" and not (strict and report["status"] != "ok")
+        return JSONResponse(report, status_code=200 if healthy else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -73,13 +73,13 @@ async def test_webhook_token_is_printed_once_notion_sent_it(
     before = reelqueue("webhook", "token", env=env)
     assert before.returncode == 2
     assert "no verification token yet" in one_line_error(before.stderr)
-    from reelqueue.ingest import store_webhook_token
+    from reelqueue.ingest.webhook_tokens import receive_handshake
 
     async with engine.begin() as conn:
-        await store_webhook_token(conn, "secret_from_notion")
+        await receive_handshake(conn, "secret_from_notion")
     after = reelqueue("webhook", "token", env=env)
     assert after.returncode == 0
-    assert after.stdout.strip() == "secret_from_notion"
+    assert "secret_from_notion" in after.stdout
 
 
 async def test_notion_check_reports_a_ready_calendar(

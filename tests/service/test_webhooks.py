@@ -124,15 +124,14 @@ async def test_the_handshake_token_is_kept_and_then_verifies_events(
     await ready(service)
     subscription = await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
     token = subscription["verification_token"]
-    stored = await fetchval(
-        database_url,
-        "SELECT value FROM service_state WHERE key = 'notion_webhook_verification_token'",
-    )
-    assert stored == token
     page = (await sandbox.pages())[0]["id"]
-    body = json.dumps(event(page)).encode()
+    body = json.dumps(event(page, subscription_id=subscription["id"])).encode()
     assert (await post(service, body, sign(body, token))).json()["status"] == "queued"
     assert (await post(service, body, sign(body, "secret_other"))).status_code == 401
+    async with httpx.AsyncClient(base_url=service.base_url) as client:
+        health = (await client.get("/healthz")).json()
+    assert health["last_webhook_age_s"] is not None
+    assert health["last_webhook_age_s"] < 60
 
 
 async def test_a_queued_edit_through_signed_webhooks_is_queued(

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from reelqueue.calendar import PropertyNames, SchemaProblem, check_schema, setup_patch
-from reelqueue.statuses import StatusTable
+from reelqueue.calendar import (
+    PropertyNames,
+    SchemaProblem,
+    calendar_properties,
+    calendar_title,
+    check_schema,
+    setup_patch,
+    status_instructions,
+)
+from reelqueue.errors import UserError
+from reelqueue.statuses import SHORT_LABELS, StatusTable
 
 LABELS = StatusTable().labels
 CHANNELS = ["science", "history"]
@@ -91,23 +102,136 @@ def test_optional_properties_may_be_absent() -> None:
     assert not report.schema(PropertyNames()).has("Updated")
 
 
-def test_setup_adds_missing_properties_and_keeps_existing_options() -> None:
+def test_setup_adds_missing_properties_and_keeps_every_existing_option() -> None:
     ds = data_source(
         Topic=None,
         Updated=None,
-        Status={"id": "st", "type": "status", "status": options("Draft", "Queued")},
-        Channel={"id": "c", "type": "select", "select": options("science")},
+        Status={"id": "st", "type": "select", "select": options("Draft", "Queued", "Someday")},
+        Channel={"id": "c", "type": "select", "select": options("science", "cooking")},
     )
     report = check_schema(ds, PropertyNames(), LABELS, CHANNELS)
     patch = setup_patch(report, PropertyNames(), LABELS, CHANNELS, ds["properties"])
     assert patch["Topic"] == {"rich_text": {}}
     assert patch["Updated"] == {"date": {}}
-    status_options = patch["Status"]["status"]["options"]
-    assert {"id": "id-Draft"} in status_options
-    added = [o["name"] for o in status_options if "name" in o]
+    status_options = patch["Status"]["select"]["options"]
+    assert status_options[:3] == [
+        {"id": "id-Draft", "name": "Draft"},
+        {"id": "id-Queued", "name": "Queued"},
+        {"id": "id-Someday", "name": "Someday"},
+    ]
+    added = [o["name"] for o in status_options[3:]]
     assert added == [label for label in LABELS if label not in {"Draft", "Queued"}]
-    assert patch["Channel"]["select"]["options"] == [{"id": "id-science"}, {"name": "history"}]
+    assert patch["Channel"]["select"]["options"] == [
+        {"id": "id-science", "name": "science"},
+        {"id": "id-cooking", "name": "cooking"},
+        {"name": "history"},
+    ]
     assert "Error Log" not in patch
+    assert status_instructions(report, PropertyNames(), StatusTable()) == []
+
+
+def test_a_status_type_status_is_never_patched_and_its_options_are_named_by_group() -> None:
+    table = StatusTable(SHORT_LABELS)
+    ds = data_source(
+        Status={
+            "id": "st",
+            "type": "status",
+            "status": options("Not started", "In progress", "Done"),
+        },
+        Priority={"id": "p", "type": "select", "select": options("High")},
+    )
+    report = check_schema(ds, PropertyNames(), table.labels, CHANNELS)
+    patch = setup_patch(report, PropertyNames(), table.labels, CHANNELS, ds["properties"])
+    assert set(patch) == {"Priority"}
+    assert [o["name"] for o in patch["Priority"]["select"]["options"]] == ["High", "Normal", "Low"]
+    lines = status_instructions(report, PropertyNames(), table)
+    assert "Status is a status property" in lines[0]
+    assert lines[1] == "  To-do: Queued"
+    assert lines[2].startswith("  In progress: Assets Ready, Assets Approved, Video Ready,")
+    assert "In progress: " not in lines[2][len("  In progress: ") :]
+    assert lines[3] == (
+        "  Complete: Asset Error, Composite Error, Video Error, Audio Error, SFX Error, "
+        "Assembly Error, Upload Error, Cancelled, Invalid Input"
+    )
+    named = [label for line in lines[1:] for label in line.split(": ", 1)[1].split(", ")]
+    assert sorted(named) == sorted(report.missing_status_options)
+    assert len(named) == 18
+
+
+def test_check_lists_every_gap_optional_ones_included() -> None:
+    report = check_schema(
+        data_source(
+            Updated=None,
+            Channel={"id": "c", "type": "select", "select": options("science")},
+            Priority={"id": "p", "type": "select", "select": options()},
+        ),
+        PropertyNames(),
+        LABELS,
+        CHANNELS,
+    )
+    assert report.problems == []
+    assert report.gaps == [
+        "Updated is missing (optional)",
+        "Channel lacks the options history",
+        "Priority lacks the options High, Normal, Low",
+    ]
+
+
+@given(
+    st.lists(st.sampled_from(LABELS), unique=True),
+    st.lists(st.text(min_size=1, max_size=8), unique=True, max_size=5),
+)
+def test_setup_never_drops_an_option_and_adds_exactly_the_missing_ones(
+    present: list[str], strangers: list[str]
+) -> None:
+    existing = list(dict.fromkeys(present + strangers))
+    ds = data_source(Status={"id": "st", "type": "select", "select": options(*existing)})
+    report = check_schema(ds, PropertyNames(), LABELS, CHANNELS)
+    patch = setup_patch(report, PropertyNames(), LABELS, CHANNELS, ds["properties"])
+    if set(LABELS) <= set(existing):
+        assert "Status" not in patch
+        return
+    sent = patch["Status"]["select"]["options"]
+    assert [o["name"] for o in sent] == existing + [x for x in LABELS if x not in existing]
+    assert all("id" in o for o in sent[: len(existing)])
+
+
+def test_a_new_calendar_has_every_property_and_option_reelqueue_checks_for() -> None:
+    table = StatusTable(SHORT_LABELS)
+    properties = calendar_properties(PropertyNames(), table, ["science", "history", "science"])
+    as_read = {
+        name: {"id": name, "type": next(iter(spec)), **spec} for name, spec in properties.items()
+    }
+    for spec in as_read.values():
+        for option in spec.get("select", {}).get("options", []):
+            option["id"] = option["name"]
+    report = check_schema(
+        {"id": "ds", "properties": as_read}, PropertyNames(), table.labels, ["science", "history"]
+    )
+    assert report.gaps == []
+    assert report.schema(PropertyNames()).status_type == "select"
+    status = properties["Status"]["select"]["options"]
+    assert [o["name"] for o in status] == table.labels
+    colors = {o["name"]: o["color"] for o in status}
+    assert colors["Queued"] == "gray"
+    assert colors["In progress"] == "blue"
+    assert colors["Done"] == "green"
+    assert colors["Video Error"] == "red"
+    assert [o["name"] for o in properties["Channel"]["select"]["options"]] == [
+        "science",
+        "history",
+    ]
+
+
+def test_a_calendar_title_fits_notions_limit_in_utf16_units() -> None:
+    assert calendar_title("  Videos 2027 ") == [
+        {"type": "text", "text": {"content": "Videos 2027"}}
+    ]
+    assert calendar_title("🎬" * 1000)[0]["text"]["content"] == "🎬" * 1000
+    with pytest.raises(UserError, match="longer than Notion's 2000"):
+        calendar_title("🎬" * 1001)
+    with pytest.raises(UserError, match="empty"):
+        calendar_title("   ")
 
 
 def test_a_missing_status_is_created_as_a_select_with_every_label() -> None:

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reelqueue.statuses import GATES, STEPS, Kind, StatusTable, UnknownStatusLabel
+from reelqueue.statuses import (
+    GATES,
+    SHORT_LABELS,
+    STATUS_GROUPS,
+    STEPS,
+    Kind,
+    StatusTable,
+    UnknownStatusLabel,
+)
 
 TABLE = StatusTable()
 
@@ -95,9 +103,95 @@ def test_an_unknown_status_in_overrides_is_a_clear_error() -> None:
         StatusTable({"queud": "Ready"})
 
 
-def test_two_statuses_cannot_share_a_label() -> None:
-    with pytest.raises(UnknownStatusLabel, match="share the label 'Draft'"):
+def test_a_label_the_creator_sets_cannot_be_shared() -> None:
+    with pytest.raises(UnknownStatusLabel, match=r"'Draft' \(draft, queued\)"):
         StatusTable({"queued": "Draft"})
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"generating_video": "Video Ready"},  # a gate
+        {"generating_video": "Video Approved"},  # an approval
+        {"generating_video": "Video Error"},  # an error she re-queues from
+        {"generating_video": "Cancelled"},
+        {"composites_ready": "Queued"},
+        {"published": "In progress", "claimed": "In progress"},
+    ],
+)
+def test_a_shown_status_cannot_take_a_label_that_needs_to_stay_its_own(
+    overrides: dict[str, str],
+) -> None:
+    with pytest.raises(UnknownStatusLabel, match="needs its own label") as caught:
+        StatusTable(overrides)
+    assert "\n" not in str(caught.value)
+    for label in overrides.values():
+        assert repr(label) in str(caught.value)
+
+
+def test_the_short_label_set_has_21_labels_and_reads_back_what_the_creator_sets() -> None:
+    table = StatusTable(SHORT_LABELS)
+    assert len(table.labels) == 21
+    assert table.labels[:3] == ["Not started", "Queued", "In progress"]
+    assert "Done" in table.labels
+    assert table.label("generating_video") == table.label("sfx_ready") == "In progress"
+    assert table.status_for_label("In progress") is None
+    assert table.statuses_for_label("In progress")[:2] == ["claimed", "generating_assets"]
+    for status in ("queued", "draft", "cancelled", "assets_approved", "approved", "video_error"):
+        assert table.status_for_label(table.label(status)) == status
+    for gate in GATES:
+        row = table.gate_status(gate)
+        assert table.status_for_label(row.label) == row.status
+
+
+def test_only_running_and_non_gate_ready_statuses_are_shown_only() -> None:
+    shown = {row.status for row in TABLE if TABLE.is_shown_only(row.status)}
+    assert shown == set(TABLE.statuses_of(Kind.RUNNING)) | {
+        "composites_ready",
+        "sfx_ready",
+        "assembly_ready",
+    }
+
+
+def test_every_label_has_its_notion_status_group() -> None:
+    table = StatusTable(SHORT_LABELS)
+    assert table.group("Not started") == table.group("Queued") == "To-do"
+    assert table.group("In progress") == table.group("Final Review") == "In progress"
+    assert table.group("Done") == table.group("Upload Error") == "Complete"
+    assert table.group("Cancelled") == table.group("Invalid Input") == "Complete"
+    assert {table.group(label) for label in table.labels} == set(STATUS_GROUPS)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([row.status for row in TABLE]),
+        st.sampled_from(["In progress", "Busy", "Queued", "Video Ready", "Done"]),
+        max_size=12,
+    )
+)
+def test_any_overrides_either_fail_naming_the_clash_or_read_back_unambiguously(
+    overrides: dict[str, str],
+) -> None:
+    labels = {row.status: overrides.get(row.status, row.label) for row in TABLE}
+    sharers: dict[str, list[str]] = {}
+    for status, label in labels.items():
+        sharers.setdefault(label, []).append(status)
+    clash = any(
+        len(statuses) > 1 and not all(TABLE.is_shown_only(s) for s in statuses)
+        for statuses in sharers.values()
+    )
+    if clash:
+        with pytest.raises(UnknownStatusLabel, match="needs its own label"):
+            StatusTable(overrides)
+        return
+    table = StatusTable(overrides)
+    assert len(table.labels) == len(set(table.labels))
+    for row in table:
+        back = table.status_for_label(row.label)
+        if table.is_shown_only(row.status):
+            assert back in {row.status, None}
+        else:
+            assert back == row.status
 
 
 @given(st.text(max_size=40))
