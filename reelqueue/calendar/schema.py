@@ -119,11 +119,15 @@ class SchemaReport:
     def schema(self, names: PropertyNames) -> CalendarSchema:
         """The usable schema; raises SchemaProblem naming every problem and the fix."""
         if self.problems:
-            fix = (
-                "run `reelqueue notion setup` to add them"
-                if self.fixable
-                else "change those properties' types in Notion, then run `reelqueue notion setup`"
-            )
+            if not self.fixable:
+                fix = "change those properties' types in Notion, then run `reelqueue notion setup`"
+            elif self.status_type == "status" and self.missing_status_options:
+                fix = (
+                    "run `reelqueue notion setup`: it adds what Notion's API can add and names "
+                    "the Status options to add by hand"
+                )
+            else:
+                fix = "run `reelqueue notion setup` to add them"
             raise SchemaProblem(
                 f"data source {self.data_source_id}: " + "; ".join(self.problems) + f"; {fix}"
             )

@@ -91,6 +91,17 @@ def test_every_problem_is_named_in_one_message_with_the_fix() -> None:
     assert "\n" not in message
 
 
+def test_missing_status_options_point_to_setup_for_the_list_to_add_by_hand() -> None:
+    report = check_schema(
+        data_source(Status={"id": "st", "type": "status", "status": options("Draft")}),
+        PropertyNames(),
+        LABELS,
+        CHANNELS,
+    )
+    with pytest.raises(SchemaProblem, match="names the Status options to add by hand"):
+        report.schema(PropertyNames())
+
+
 def test_optional_properties_may_be_absent() -> None:
     report = check_schema(
         data_source(Story_Direction=None, Priority=None, Updated=None),
