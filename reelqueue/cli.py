@@ -202,17 +202,74 @@ def notion_create_calendar(
 
 
 @webhook_app.command("token")
-def webhook_token() -> None:
-    """Print the webhook verification token Notion sent, to paste into Notion's Verify form."""
-    from reelqueue.ingest import load_webhook_token
+def webhook_token(
+    accept: Annotated[
+        str | None,
+        typer.Option(metavar="ID", help="Accept a waiting token: its id (or the token itself)."),
+    ] = None,
+    forget: Annotated[
+        str | None, typer.Option(metavar="ID", help="Drop a stored token: its id.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List webhook verification tokens per subscription and those waiting; accept or drop one.
 
-    token = _run(_on_database(_settings(), load_webhook_token))
-    if token is None:
+    A token is shown in full until a delivery signed with it arrives: paste it into
+    Notion's Verify form. A handshake that comes after a token is established waits
+    for `--accept`, so a stranger's POST cannot take over the webhook.
+    """
+    from reelqueue.ingest.webhook_tokens import (
+        TokenNotFound,
+        accept_token,
+        forget_token,
+        load_tokens,
+        token_id,
+    )
+
+    settings = _settings()
+    try:
+        if accept is not None:
+            chosen = _run(_on_database(settings, lambda c: accept_token(c, accept), write=True))
+            typer.echo(f"accepted {chosen.id}: deliveries signed with it are now taken")
+            return
+        if forget is not None:
+            chosen = _run(_on_database(settings, lambda c: forget_token(c, forget), write=True))
+            typer.echo(f"forgot {chosen.id}: deliveries signed with it are refused")
+            return
+    except TokenNotFound as exc:
+        raise UserError(f"{exc}: see `reelqueue webhook token`") from None
+    rows = [t.describe() for t in _run(_on_database(settings, load_tokens)).tokens]
+    configured = settings.notion_webhook_token
+    if configured is not None and configured.get_secret_value():
+        rows.insert(0, {"id": token_id(configured.get_secret_value()), "state": "configured"})
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
         raise UserError(
             "no verification token yet: create the webhook subscription in Notion with this "
             "server's /webhooks/notion URL while `reelqueue run` is serving"
         )
-    typer.echo(token)
+    for row in rows:
+        head = f"{row['state']:<10} {row['id']}"
+        if row["state"] == "configured":
+            typer.echo(f"{head}  NOTION_WEBHOOK_TOKEN: deliveries signed with it are taken")
+            continue
+        for seen in row["subscriptions"]:
+            workspace = seen["workspace_name"] or "?"
+            typer.echo(
+                f"{head}  subscription {seen['subscription_id']}  workspace {workspace} "
+                f"({seen['workspace_id'] or '?'})  last delivery {seen['last_at']}"
+            )
+        if row["state"] == "candidate":
+            typer.echo(
+                f"{head}  received {row['received_at']}, waiting: if you created this "
+                f"subscription, run `reelqueue webhook token --accept {row['id']}`"
+            )
+        elif not row["subscriptions"]:
+            typer.echo(f"{head}  received {row['received_at']}, no delivery verified yet")
+        if row["token"] is not None:
+            typer.echo(f"{'':<10} {'':<12}  token for Notion's Verify form: {row['token']}")
 
 
 @app.command()

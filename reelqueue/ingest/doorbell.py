@@ -1,4 +1,8 @@
-"""The doorbell: webhook events (and outbox writes) ring it; the leader answers once per burst."""
+"""The doorbell: webhook events (and outbox writes) ring it; the leader answers once per burst.
+
+Ingest rings wake the ingest loop; push rings (outbox writes) wake the push-back loop
+through a signal of their own, so neither loop is woken by the other's work.
+"""
 
 from __future__ import annotations
 
@@ -33,21 +37,28 @@ class Rings:
 
 
 class Doorbell:
-    """Coalesces rings: the first ring of a burst opens a short window, then one answer.
+    """Coalesces rings: the first ingest ring of a burst opens a short window, then one answer.
 
     The window starts at the first ring and does not slide, so a steady stream of
-    events still gets an answer within about `window_s` of its first event.
+    events still gets an answer within about `window_s` of its first event. Push-only
+    rings do not open a window; they wake `wait_push` instead.
     """
 
     def __init__(self, window_s: float = 0.3) -> None:
         self._window_s = window_s
         self._pending = Rings()
         self._event: asyncio.Event | None = None
+        self._push_event: asyncio.Event | None = None
 
     def _signal(self) -> asyncio.Event:
         if self._event is None:
             self._event = asyncio.Event()
         return self._event
+
+    def _push_signal(self) -> asyncio.Event:
+        if self._push_event is None:
+            self._push_event = asyncio.Event()
+        return self._push_event
 
     def ring(
         self,
@@ -68,7 +79,21 @@ class Doorbell:
             pending.newest_edit = max(edited_at, pending.newest_edit or edited_at)
         if fetch:
             pending.pages_to_fetch.add(fetch)
-        self._signal().set()
+        if push:
+            self._push_signal().set()
+        if ingest or fetch:
+            self._signal().set()
+
+    async def wait_push(self, max_wait_s: float | None) -> bool:
+        """Wait for a push ring (True) or until `max_wait_s` passes (False)."""
+        signal = self._push_signal()
+        if not signal.is_set():
+            try:
+                await asyncio.wait_for(signal.wait(), max_wait_s)
+            except TimeoutError:
+                return False
+        signal.clear()
+        return True
 
     async def wait(self, max_wait_s: float | None) -> Rings:
         """The rings of the next burst, or empty Rings when `max_wait_s` passes first."""

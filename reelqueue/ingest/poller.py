@@ -4,6 +4,11 @@ Notion floors `last_edited_time` to the minute, so an edit late in a minute carr
 a time earlier than our last poll. Each incremental query therefore asks for pages
 edited `on_or_after` the minute floor of the previous poll's start minus an overlap,
 and the reactions skip what they have already seen (by page and values).
+
+A recent read (`recent`) is the cheap check run every few seconds while pages are hot
+and just before each push-back batch: only pages edited since a minute floor whose
+Status is one a creator sets (Queued, Cancelled, Draft, an approval, an error label),
+so the rows we wrote ourselves stay out of it and it is usually one request.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from reelqueue.notion import NotionClient, NotionNotFound, Priority
 from reelqueue.queue import mark_missing
 from reelqueue.statuses import Kind, StatusTable
 
-__all__ = ["PassResult", "Poller", "floor_minute"]
+__all__ = ["PassResult", "Poller", "creator_statuses", "floor_minute"]
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +45,14 @@ def floor_minute(moment: datetime) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def creator_statuses(table: StatusTable) -> list[str]:
+    """The statuses a creator sets by hand: what a recent read must not miss."""
+    statuses = ["queued", "cancelled", "draft"]
+    statuses += [row.approval for row in table if row.approval]
+    statuses += table.statuses_of(Kind.ERROR)
+    return list(dict.fromkeys(statuses))
 
 
 @dataclass
@@ -142,6 +155,28 @@ class Poller:
                 break
             since = narrower
         await self._save(watermark=started)
+        return result
+
+    async def recent(self, since: datetime) -> PassResult:
+        """Read the pages set to a creator's status since the minute floor of `since`."""
+        result = PassResult("recent")
+        kind = self._schema.status_type
+        labels = [self._table.label(s) for s in creator_statuses(self._table)]
+        query_filter = {
+            "and": [
+                {
+                    "timestamp": "last_edited_time",
+                    "last_edited_time": {"on_or_after": _iso(floor_minute(since))},
+                },
+                {
+                    "or": [
+                        {"property": self._schema.names.status, kind: {"equals": label}}
+                        for label in labels
+                    ]
+                },
+            ]
+        }
+        await self._query(result, query_filter)
         return result
 
     def _actionable_labels(self) -> list[str]:

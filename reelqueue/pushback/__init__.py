@@ -1,5 +1,11 @@
 """Push-back: the outbox drained to Notion pages."""
 
-from reelqueue.pushback.pusher import Pusher, PushResult, changed_fields
+from reelqueue.pushback.pusher import (
+    HELD_EVENT_TYPES,
+    FreshRead,
+    Pusher,
+    PushResult,
+    changed_fields,
+)
 
-__all__ = ["PushResult", "Pusher", "changed_fields"]
+__all__ = ["HELD_EVENT_TYPES", "FreshRead", "PushResult", "Pusher", "changed_fields"]

@@ -1,23 +1,32 @@
-"""Push-back: drain the outbox to Notion, one PATCH per page, only what changed.
+"""Push-back: drain the outbox to Notion, only what changed, several pages in flight at once.
 
 Outbox rows only say "this page may be behind"; the pusher writes the task's
 current Status, Error Log and YouTube URL wherever they differ from what Notion
 showed at our last look, so the latest state wins and nothing is written twice.
-It runs right after an ingest pass, so a change the creator made meanwhile has
-already been taken in (and has changed the task) instead of being overwritten.
+
+Notion has no conditional write, so the only guard against overwriting a creator's
+edit is to read just before writing. Each cycle asks for a fresh read of the data
+source (`FreshRead`, run by the coordinator: its reactions land before the pusher
+looks at the tasks), then sends only as many writes as the rate limiter can send
+within `window_s` of that read's start, up to `concurrency` at a time. A page with a
+webhook event not yet taken in by ingest is held back until a read has covered it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Delete, cast, delete, func, select, update
+from sqlalchemy import Delete, cast, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelqueue.calendar import CalendarSchema
 from reelqueue.db.models import OUTBOX, TASKS
@@ -42,29 +51,90 @@ from reelqueue.queue import (
 )
 from reelqueue.statuses import StatusTable
 
-__all__ = ["PushResult", "Pusher", "changed_fields"]
+__all__ = ["HELD_EVENT_TYPES", "FreshRead", "PushResult", "Pusher", "changed_fields"]
 
 log = structlog.get_logger(__name__)
 
 _outbox = OUTBOX
 _tasks = TASKS
 
+# Returns the monotonic start time of a completed read of the data source whose
+# reactions are already committed.
+FreshRead = Callable[[str], Awaitable[float]]
+
+HELD_EVENT_TYPES = ("page.created", "page.properties_updated", "page.moved", "page.undeleted")
+
+# Inbox events of a page that a read has not yet taken in, not written by our bot alone.
+_UNAPPLIED = """
+    SELECT DISTINCT replace(lower(w.entity_id), '-', '') AS page
+    FROM webhook_inbox w
+    WHERE w.processed_at IS NULL
+      AND w.entity_id IS NOT NULL
+      AND w.event_type = ANY(CAST(:types AS text[]))
+      AND NOT (
+        jsonb_typeof(w.payload -> 'authors') = 'array'
+        AND jsonb_array_length(w.payload -> 'authors') > 0
+        AND NOT EXISTS (
+          SELECT 1 FROM jsonb_array_elements(w.payload -> 'authors') a
+          WHERE replace(lower(a ->> 'id'), '-', '') IS DISTINCT FROM :bot
+        )
+      )
+"""
+
+_PENDING = text(
+    f"""
+    WITH pending AS (
+      SELECT notion_page_id, max(id) AS upto, min(id) AS first
+      FROM outbox WHERE sent_at IS NULL GROUP BY notion_page_id
+    ), held AS ({_UNAPPLIED})
+    SELECT p.notion_page_id, p.upto, (h.page IS NOT NULL) AS held
+    FROM pending p LEFT JOIN held h ON h.page = replace(p.notion_page_id, '-', '')
+    ORDER BY (h.page IS NOT NULL), p.first
+    LIMIT :batch
+    """
+)
+
+_HELD = text(
+    f"""
+    WITH held AS ({_UNAPPLIED})
+    SELECT page FROM held WHERE page = ANY(CAST(:pages AS text[]))
+    """
+)
+
 
 @dataclass
 class PushResult:
-    """What one drain of the outbox did."""
+    """What one drain of the outbox did.
+
+    `read_to_write_s` holds, per write, the seconds from the start of the read it
+    relied on to the moment it was handed to the client (never more than `window_s`).
+    """
 
     pages_written: int = 0
     pages_unchanged: int = 0
     pages_missing: int = 0
+    pages_held: int = 0
     failures: int = 0
+    reads: int = 0
+    paused: bool = False
     properties_written: dict[str, int] = field(default_factory=dict)
+    read_to_write_s: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Pending:
+    page_id: str
+    upto: int
 
 
 def changed_fields(task: TaskRecord, table: StatusTable) -> dict[str, Any]:
     """The page fields that differ from what Notion showed at our last look."""
     desired = page_fields(table, task.status, task.error_log, task.youtube_url)
     return fields_to_write(desired, task.notion_seen)
+
+
+def _bare(page_id: str) -> str:
+    return page_id.replace("-", "").lower()
 
 
 class Pusher:
@@ -79,6 +149,9 @@ class Pusher:
         *,
         batch: int = 100,
         max_attempts: int = 5,
+        concurrency: int = 6,
+        window_s: float = 1.7,
+        bot_user_id: str | None = None,
     ) -> None:
         self._engine = engine
         self._notion = notion
@@ -86,6 +159,14 @@ class Pusher:
         self._table = table
         self._batch = batch
         self._max_attempts = max_attempts
+        self._concurrency = concurrency
+        self._window_s = window_s
+        self._bot = _bare(bot_user_id) if bot_user_id else ""
+
+    @property
+    def window_s(self) -> float:
+        """Longest time from a read's start to a write that relies on it."""
+        return self._window_s
 
     async def pending_pages(self) -> int:
         """How many pages have outbox rows waiting."""
@@ -97,46 +178,125 @@ class Pusher:
             )
         return int(count or 0)
 
-    async def push_pending(self) -> PushResult:
-        """Drain up to one batch of pages from the outbox; transient failures wait."""
+    async def push_pending(self, fresh_read: FreshRead | None = None) -> PushResult:
+        """Drain up to one batch of pages; each write relies on a read started just before.
+
+        Without `fresh_read` the pusher relies on the caller's last read (tests, tools).
+        Transient failures pause the drain; the rows stay for the next one.
+        """
         result = PushResult()
         async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(_outbox.c.notion_page_id, func.max(_outbox.c.id).label("upto"))
-                    .where(_outbox.c.sent_at.is_(None))
-                    .group_by(_outbox.c.notion_page_id)
-                    .order_by(func.min(_outbox.c.id))
-                    .limit(self._batch)
+                    _PENDING,
+                    {"types": list(HELD_EVENT_TYPES), "bot": self._bot, "batch": self._batch},
                 )
             ).all()
             tasks = await load_tasks_by_page(conn, (r.notion_page_id for r in rows))
+        queues: dict[str, deque[_Pending]] = {}
         for row in rows:
+            if row.held:
+                result.pages_held += 1
+                continue
             task = tasks.get(row.notion_page_id)
-            try:
-                await self._push_one(row.notion_page_id, row.upto, task, result)
-            except (NotionUnavailable, NotionRateLimited) as exc:
-                log.warning(
-                    "push-back paused: Notion is unavailable",
-                    notion_page_id=row.notion_page_id,
-                    error=str(exc),
-                )
-                result.failures += 1
-                break
+            if task is None or task.page_missing is not None:
+                await self._done(row.notion_page_id, row.upto)
+                continue
+            queues.setdefault(task.data_source_id, deque()).append(
+                _Pending(row.notion_page_id, row.upto)
+            )
+        for source, queue in queues.items():
+            while queue and not result.paused:
+                await self._cycle(source, queue, fresh_read, result)
         return result
 
-    async def _push_one(
-        self, page_id: str, upto: int, task: TaskRecord | None, result: PushResult
+    async def _cycle(
+        self,
+        source: str,
+        queue: deque[_Pending],
+        fresh_read: FreshRead | None,
+        result: PushResult,
     ) -> None:
-        if task is None or task.page_missing is not None:
-            await self._done(page_id, upto)
-            return
-        changes = changed_fields(task, self._table)
-        schema = self._schemas.get(task.data_source_id)
-        if not changes or schema is None:
-            result.pages_unchanged += 1
-            await self._done(page_id, upto)
-            return
+        """One fresh read, then the writes that fit in the window after it."""
+        if fresh_read is not None:
+            read_at = await fresh_read(source)
+            result.reads += 1
+        else:
+            read_at = time.monotonic()
+        pending = list(queue)
+        queue.clear()
+        pages = [p.page_id for p in pending]
+        async with self._engine.connect() as conn:
+            tasks = await load_tasks_by_page(conn, pages)
+            held = await self._held(conn, pages)
+        writes: list[tuple[_Pending, TaskRecord, dict[str, Any]]] = []
+        schema = self._schemas.get(source)
+        for item in pending:
+            task = tasks.get(item.page_id)
+            if _bare(item.page_id) in held:
+                result.pages_held += 1
+                continue
+            if task is None or task.page_missing is not None:
+                await self._done(item.page_id, item.upto)
+                continue
+            changes = changed_fields(task, self._table)
+            if not changes or schema is None:
+                result.pages_unchanged += 1
+                await self._done(item.page_id, item.upto)
+                continue
+            writes.append((item, task, changes))
+        room = self._room(read_at)
+        slots = asyncio.Semaphore(self._concurrency)
+        launched: list[asyncio.Task[None]] = []
+        for index, (item, task, changes) in enumerate(writes):
+            await slots.acquire()
+            lag = time.monotonic() - read_at
+            if index >= room or lag > self._window_s or result.paused:
+                slots.release()
+                queue.extend(w[0] for w in writes[index:])
+                break
+            result.read_to_write_s.append(lag)
+            assert schema is not None
+            write = self._write(item, task, changes, schema, result)
+            launched.append(asyncio.create_task(_released(write, slots)))
+        if launched:
+            await asyncio.gather(*launched)
+
+    def _room(self, read_at: float) -> int:
+        """How many writes the limiter can send before `window_s` after the read has passed."""
+        limiter = self._notion.limiter
+        status = getattr(limiter, "status", None)
+        if callable(status) and getattr(status(), "is_limited", False):
+            return 0
+        left = self._window_s - (time.monotonic() - read_at)
+        if left <= 0:
+            return 0
+        tokens = limiter.available() - limiter.waiting + limiter.rate * left
+        return max(1, math.floor(tokens))
+
+    async def _held(self, conn: AsyncConnection, pages: Collection[str]) -> set[str]:
+        """Pages (bare ids) with webhook events that no read has taken in yet."""
+        if not pages:
+            return set()
+        found = await conn.scalars(
+            _HELD,
+            {
+                "types": list(HELD_EVENT_TYPES),
+                "bot": self._bot,
+                "pages": [_bare(p) for p in pages],
+            },
+        )
+        return set(found.all())
+
+    async def _write(
+        self,
+        item: _Pending,
+        task: TaskRecord,
+        changes: dict[str, Any],
+        schema: CalendarSchema,
+        result: PushResult,
+    ) -> None:
+        page_id, upto = item.page_id, item.upto
         properties = self._properties(schema, changes)
         try:
             await self._notion.update_page(page_id, properties, priority=Priority.PUSH)
@@ -145,9 +305,14 @@ class Pusher:
                 result.pages_missing += await mark_missing(conn, {page_id: "unshared"})
             await self._done(page_id, upto)
             return
+        except (NotionUnavailable, NotionRateLimited) as exc:
+            log.warning(
+                "push-back paused: Notion is unavailable", notion_page_id=page_id, error=str(exc)
+            )
+            result.failures += 1
+            result.paused = True
+            return
         except NotionAPIError as exc:
-            if isinstance(exc, NotionUnavailable | NotionRateLimited):
-                raise
             await self._failed(page_id, upto, exc)
             result.failures += 1
             return
@@ -202,6 +367,14 @@ class Pusher:
                 )
             else:
                 log.warning("push-back failed", notion_page_id=page_id, error=str(error))
+
+
+async def _released(write: Awaitable[None], slots: asyncio.Semaphore) -> None:
+    """Run one write and give its slot back."""
+    try:
+        await write
+    finally:
+        slots.release()
 
 
 def _sent(page_id: str, upto: int) -> Delete:

@@ -1,4 +1,5 @@
-"""The sandbox's data: the workspace identity, and the calendar (schema and pages) it holds."""
+"""The sandbox's data: the workspace identity, and its databases (one data source each, with
+schema and pages); the seeded content calendar is one of them."""
 
 from __future__ import annotations
 
@@ -88,11 +89,16 @@ class Page:
     shared: bool = True
     icon: Any = None
     cover: Any = None
+    data_source_id: str = ""
 
 
 @dataclass
 class Calendar:
-    """The content calendar: its title, schema, and pages in creation order."""
+    """A database with its one data source: ids, title, schema, and pages in creation order.
+
+    The seeded content calendar is one; `POST /v1/databases` makes more. `status_type` is the
+    type of the property named Status, if any (the seeded calendar always has one).
+    """
 
     title: str
     status_type: str
@@ -101,6 +107,26 @@ class Calendar:
     rng: random.Random
     pages: dict[str, Page] = field(default_factory=dict)
     next_seq: int = 0
+    database_id: str = ""
+    data_source_id: str = ""
+    parent_page_id: str = ""
+    created_by: User | None = None
+    is_inline: bool = False
+    icon: Any = None
+    cover: Any = None
+    description: list[dict[str, Any]] = field(default_factory=list)
+
+    def parent(self) -> dict[str, Any]:
+        """A page's `parent` when the page is a row of this data source."""
+        return {
+            "type": "data_source_id",
+            "data_source_id": self.data_source_id,
+            "database_id": self.database_id,
+        }
+
+    def event_parent(self) -> dict[str, Any]:
+        """A row's parent as webhook events name it (API 2025-09-03)."""
+        return {"id": self.database_id, "type": "database", "data_source_id": self.data_source_id}
 
     def property(self, key: str) -> PropertySchema | None:
         """Find a property by name, URL-encoded id, or raw id (Notion accepts all three)."""
@@ -127,6 +153,7 @@ class Calendar:
             created_by=author,
             last_edited_by=author,
             values=values,
+            data_source_id=self.data_source_id,
         )
         self.next_seq += 1
         self.pages[page.id] = page

@@ -1,32 +1,54 @@
-"""The leader's loop: answer the doorbell, poll on an interval, reconcile, then push back.
+"""The leader's two loops: ingest (doorbell, polls, reconciles) and push-back, side by side.
 
-Every push-back batch follows an incremental read in the same loop (and ingest
-goes ahead of push-back in the rate limiter), so a change the creator just made
-is taken in before we write.
+Ingest never waits behind push-back: each loop runs on its own, and ingest goes ahead
+of push-back in the shared rate limiter. Every read and its reactions hold one lock,
+so reactions land in the order their reads started and an older read never undoes
+a newer one.
+
+Notion has no conditional write. Before each push-back cycle the pusher asks for a
+fresh read (`fresh_read`): a recent read of the creator's statuses, started no longer
+than `fresh_reuse_s` ago; its writes then go out within the pusher's window of it.
+
+Notion combines a page's property edits made within a minute of an earlier edit
+(ours included) into one webhook sent at the end of that minute. So after we write a
+page, or a creator's edit rings, the calendar is "hot" for `hot_s`: while hot, a recent
+read runs every `hot_poll_interval_s` (one query per data source), so an approval,
+cancel or re-queue is seen within seconds instead of a minute. When quiet, only the
+incremental poll runs, once per data source per poll interval.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.ingest import Doorbell, PassResult, Poller, Rings
+from reelqueue.ingest.applied import inbox_high_water, mark_applied, mark_applied_before
 from reelqueue.logs import correlation
 from reelqueue.notion import NotionError
 from reelqueue.pushback import Pusher
 
-__all__ = ["CLOCK_SKEW", "Coordinator"]
+__all__ = ["CLOCK_SKEW", "HOT_POLL_INTERVAL_S", "HOT_S", "Coordinator"]
 
 log = structlog.get_logger(__name__)
 
 # How far Notion's clock may run behind ours before a webhook's edit time misleads us
 # into skipping a read; a wrong guess only delays that edit to the next poll.
 CLOCK_SKEW = timedelta(seconds=0.25)
+# Notion combines later edits of a page for a minute after an earlier one; a little more.
+HOT_S = 65.0
+# One recent read per data source this often while hot: about 11 % of 3 requests a second.
+HOT_POLL_INTERVAL_S = 3.0
+# How long push-back waits for a ring before looking at the outbox again.
+PUSH_IDLE_S = 5.0
 
 
 class Coordinator:
@@ -40,37 +62,153 @@ class Coordinator:
         *,
         poll_interval_s: float,
         reconcile_interval_s: float,
+        engine: AsyncEngine | None = None,
+        hot_s: float = HOT_S,
+        hot_poll_interval_s: float = HOT_POLL_INTERVAL_S,
+        fresh_reuse_s: float = 0.5,
     ) -> None:
         self._pollers = list(pollers)
+        self._by_source = {p.data_source_id: p for p in self._pollers}
         self._pusher = pusher
         self._doorbell = doorbell
+        self._engine = engine
         self._poll_interval_s = poll_interval_s
         self._reconcile_interval_s = reconcile_interval_s
+        self._hot_s = hot_s
+        self._hot_poll_interval_s = hot_poll_interval_s
+        self._fresh_reuse_s = fresh_reuse_s
+        self._read_lock = asyncio.Lock()
+        self._covered_until: datetime | None = None
+        # Per data source: (monotonic, wall clock) start of the last completed recent read.
+        self._recent: dict[str, tuple[float, datetime]] = {}
+        self._hot_until = 0.0
         self.passes = 0
         self.ready = asyncio.Event()
-        self._covered_until: datetime | None = None
         self.last_notion_error: str | None = None
+        self.last_poll_ok_at: datetime | None = None
+        self.read_to_write_s: list[float] = []
+
+    @property
+    def hot(self) -> bool:
+        """Whether a page was written or edited within the last `hot_s` seconds."""
+        return time.monotonic() < self._hot_until
+
+    def heat(self) -> None:
+        """Mark the calendar hot: edits in the next minute may reach us a minute late."""
+        self._hot_until = time.monotonic() + self._hot_s
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead until `stop` is set (or the task is cancelled on lost leadership)."""
         await self._guarded(self._reconcile_all)
+        await self._guarded(self._incremental_all)
+        self.ready.set()
+        loops = [
+            asyncio.create_task(self._ingest_loop(stop), name="ingest"),
+            asyncio.create_task(self._push_loop(stop), name="push-back"),
+        ]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            for task in loops:
+                task.cancel()
+            for task in loops:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _ingest_loop(self, stop: asyncio.Event) -> None:
         next_poll = time.monotonic() + self._poll_interval_s
         next_reconcile = time.monotonic() + self._reconcile_interval_s
-        await self._guarded(self._push_all)
-        self.ready.set()
         while not stop.is_set():
             now = time.monotonic()
-            rings = await self._wait(stop, max(0.0, min(next_poll, next_reconcile) - now))
+            due = min(next_poll, next_reconcile)
+            if self.hot:
+                due = min(due, self._next_hot_read())
+            rings = await self._wait(stop, max(0.0, due - now))
+            if stop.is_set():
+                return
             now = time.monotonic()
+            if rings.ingest:
+                self.heat()
             if rings.pages_to_fetch:
                 await self._guarded(functools.partial(self._fetch, rings))
-            if rings.needs_read_after(self._covered_until) or now >= next_poll:
+            if rings.needs_read_after(self._covered_until):
+                await self._guarded(self._recent_all)
                 await self._guarded(self._incremental_all)
                 next_poll = time.monotonic() + self._poll_interval_s
+            elif now >= next_poll:
+                await self._guarded(self._incremental_all)
+                next_poll = time.monotonic() + self._poll_interval_s
+            elif rings.ingest:
+                await self._mark_covered()
             if now >= next_reconcile:
                 await self._guarded(self._reconcile_all)
                 next_reconcile = time.monotonic() + self._reconcile_interval_s
-            await self._guarded(self._push_all)
+            if self.hot and time.monotonic() >= self._next_hot_read():
+                await self._guarded(self._recent_all)
+
+    def _next_hot_read(self) -> float:
+        """When the next recent read is due while hot (the oldest data source's)."""
+        started = [self._recent.get(s, (0.0, None))[0] for s in self._by_source]
+        return min(started, default=0.0) + self._hot_poll_interval_s
+
+    async def _push_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            progressed = await self._push_round()
+            if progressed:
+                continue
+            waiter = asyncio.create_task(self._doorbell.wait_push(PUSH_IDLE_S))
+            stopper = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                waiter.cancel()
+                stopper.cancel()
+
+    async def _push_round(self) -> bool:
+        """Drain one batch of the outbox; whether it wrote or settled any page."""
+        if not await self._pusher.pending_pages():
+            return False
+        try:
+            with correlation(source="push"):
+                result = await self._pusher.push_pending(self.fresh_read)
+        except NotionError as exc:
+            self.last_notion_error = str(exc)
+            log.warning("push-back failed; retrying on the next turn", error=str(exc))
+            await asyncio.sleep(1.0)
+            return False
+        self.read_to_write_s = (self.read_to_write_s + result.read_to_write_s)[-1000:]
+        if result.pages_written:
+            self.heat()
+        if result.pages_written or result.pages_missing or result.failures:
+            log.info(
+                "push-back pass",
+                written=result.pages_written,
+                unchanged=result.pages_unchanged,
+                held=result.pages_held,
+                reads=result.reads,
+                failures=result.failures,
+                longest_read_to_write_s=round(max(result.read_to_write_s, default=0.0), 3),
+            )
+        if result.paused:
+            await asyncio.sleep(1.0)
+            return False
+        return bool(result.pages_written or result.pages_unchanged or result.pages_missing)
+
+    async def fresh_read(self, data_source_id: str) -> float:
+        """The monotonic start of a completed recent read of a data source, run if none is fresh.
+
+        Its reactions are committed when this returns, so the pusher sees their effects.
+        """
+        poller = self._by_source.get(data_source_id)
+        if poller is None:
+            return time.monotonic()
+        async with self._read_lock:
+            held = self._recent.get(data_source_id)
+            if held is not None and time.monotonic() - held[0] <= self._fresh_reuse_s:
+                return held[0]
+            return await self._recent_one(poller)
 
     async def _wait(self, stop: asyncio.Event, max_wait_s: float) -> Rings:
         stopper = asyncio.create_task(stop.wait())
@@ -84,7 +222,7 @@ class Coordinator:
         ringer.cancel()
         return Rings()
 
-    async def _guarded(self, action: Callable[[], Awaitable[None]]) -> None:
+    async def _guarded(self, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """Run one pass; a Notion outage is logged and retried on the next turn."""
         try:
             await action()
@@ -97,7 +235,10 @@ class Coordinator:
     def _log(self, result: PassResult, source: str) -> None:
         self.passes += 1
         outcomes = {k: v for k, v in result.summary.outcomes.items() if v}
-        log.info(
+        if outcomes.keys() - {"unchanged", "ignored"}:
+            self.heat()
+        level = log.debug if result.kind == "recent" and not outcomes else log.info
+        level(
             f"{result.kind} pass",
             data_source_id=source,
             pages=result.pages,
@@ -105,41 +246,69 @@ class Coordinator:
             **outcomes,
         )
 
+    async def _read(
+        self, action: Callable[[], Awaitable[None]], *, covers_all: bool = True
+    ) -> None:
+        """Run a read under the read lock; a read of every edit marks the events it covered."""
+        engine = self._engine if covers_all else None
+        async with self._read_lock:
+            upto = await inbox_high_water(engine) if engine is not None else 0
+            await action()
+        if engine is not None and await mark_applied(engine, upto):
+            self._doorbell.ring(ingest=False, push=True)
+
     async def _incremental_all(self) -> None:
         """Read every data source's changes; edits before the start are then covered."""
         started = datetime.now(UTC)
-        for poller in self._pollers:
-            with correlation(source="poll"):
-                self._log(await poller.incremental(), poller.data_source_id)
+
+        async def read() -> None:
+            for poller in self._pollers:
+                with correlation(source="poll"):
+                    self._log(await poller.incremental(), poller.data_source_id)
+
+        await self._read(read)
         self._covered_until = started - CLOCK_SKEW
+        self.last_poll_ok_at = datetime.now(UTC)
+
+    async def _mark_covered(self) -> None:
+        """Events for edits an earlier read already covered need no read of their own."""
+        if self._engine is None or self._covered_until is None:
+            return
+        if await mark_applied_before(self._engine, self._covered_until):
+            self._doorbell.ring(ingest=False, push=True)
+
+    async def _recent_all(self) -> None:
+        async with self._read_lock:
+            for poller in self._pollers:
+                await self._recent_one(poller)
+        self.last_poll_ok_at = datetime.now(UTC)
+
+    async def _recent_one(self, poller: Poller) -> float:
+        """One recent read of a data source (the read lock is held by the caller)."""
+        source = poller.data_source_id
+        held = self._recent.get(source)
+        since = held[1] if held is not None else datetime.now(UTC) - timedelta(seconds=60)
+        started, wall = time.monotonic(), datetime.now(UTC)
+        with correlation(source="recent"):
+            self._log(await poller.recent(since - CLOCK_SKEW), source)
+        self._recent[source] = (started, wall)
+        return started
 
     async def _reconcile_all(self) -> None:
-        for poller in self._pollers:
-            with correlation(source="reconcile"):
-                self._log(await poller.reconcile(), poller.data_source_id)
+        async def read() -> None:
+            for poller in self._pollers:
+                with correlation(source="reconcile"):
+                    self._log(await poller.reconcile(), poller.data_source_id)
+
+        await self._read(read, covers_all=False)
+        self.last_poll_ok_at = datetime.now(UTC)
 
     async def _fetch(self, rings: Rings) -> None:
         pages = sorted(rings.pages_to_fetch)
-        for poller in self._pollers[:1]:
-            with correlation(source="fetch"):
-                self._log(await poller.fetch_pages(pages), poller.data_source_id)
 
-    async def _push_all(self) -> None:
-        """Drain the outbox, each batch right after an incremental read.
+        async def read() -> None:
+            for poller in self._pollers[:1]:
+                with correlation(source="fetch"):
+                    self._log(await poller.fetch_pages(pages), poller.data_source_id)
 
-        Notion has no conditional write, so the read just before the write is what
-        keeps us from overwriting a change the creator made since our last look.
-        """
-        while await self._pusher.pending_pages():
-            await self._incremental_all()
-            with correlation(source="push"):
-                result = await self._pusher.push_pending()
-            if result.pages_written or result.pages_missing:
-                log.info(
-                    "push-back pass",
-                    written=result.pages_written,
-                    unchanged=result.pages_unchanged,
-                    failures=result.failures,
-                )
-            if result.failures and not (result.pages_written or result.pages_unchanged):
-                return
+        await self._read(read)
