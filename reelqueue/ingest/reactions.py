@@ -34,7 +34,7 @@ from reelqueue.queue import (
 )
 from reelqueue.statuses import PRIORITIES, Kind, StatusTable
 
-__all__ = ["ReactionSummary", "Reactor", "parse_priority"]
+__all__ = ["ReactionSummary", "Reactor", "late_edit_log", "parse_priority"]
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +50,14 @@ def parse_priority(label: str | None) -> int:
         if name.casefold() in words:
             return value
     return DEFAULT_PRIORITY
+
+
+def late_edit_log(previous: str, label: str, shown: str, youtube_url: str | None) -> str:
+    """The Error Log after a `label` edit came too late: earlier lines kept, this one once."""
+    where = youtube_url or "no video URL was recorded"
+    line = f"{label} was set after the video was published, so it stays {shown}: {where}"
+    kept = [old for old in previous.splitlines() if old.strip() and old != line]
+    return "\n".join([*kept, line])
 
 
 @dataclass
@@ -233,9 +241,9 @@ class Reactor:
                     f"already active ({current.label}); Queued again changes nothing",
                 )
             return self._requeue(page, task, values)
+        if wanted in ("cancelled", "draft") and current.kind is Kind.DONE:
+            return self._too_late(page, task, values)
         if wanted == "cancelled":
-            if current.kind is Kind.DONE:
-                return None, "noop", "already published; it cannot be cancelled"
             values["resume_step"] = None
             return "cancelled", "cancelled", "set to Cancelled in Notion"
         if wanted == "draft":
@@ -255,6 +263,21 @@ class Reactor:
             None,
             "noop",
             f"{label} is set by reelqueue, not by hand; the task is at {current.label}",
+        )
+
+    def _too_late(
+        self, page: PageSnapshot, task: TaskRecord, values: dict[str, Any]
+    ) -> tuple[str | None, str, str]:
+        """A cancel (or Draft) reached us after publishing: the page says so and where it is."""
+        shown = self._table.label(task.status)
+        values["error_log"] = late_edit_log(
+            task.error_log, page.status_label or "", shown, task.youtube_url
+        )
+        where = task.youtube_url or "no video URL was recorded"
+        return (
+            None,
+            "too_late",
+            f"{page.status_label} came after publishing; the video is at {where}",
         )
 
     def _requeue(
