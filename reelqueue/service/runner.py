@@ -159,6 +159,7 @@ class Service:
             configured_webhook_token=webhook_token.get_secret_value() if webhook_token else None,
             is_leader=lambda: self.is_leader,
             notion=self.notion_health,
+            last_poll_ok=lambda: self.coordinator.last_poll_ok_at if self.coordinator else None,
         )
         self._web = WebServer(create_app(state), host=self._options.host, port=self._options.port)
         await self._web.start()

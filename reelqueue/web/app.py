@@ -30,7 +30,7 @@ class WebState:
     """What the web app needs from the running service.
 
     `notion` is the Notion health tracker of the service's client (None: "unknown");
-    `stall_after_s` there decides when a request without an answer counts as failing.
+    `last_poll_ok` says when this process last read Notion successfully (as leader).
     """
 
     engine: AsyncEngine
@@ -39,6 +39,7 @@ class WebState:
     configured_webhook_token: str | None = None
     is_leader: Callable[[], bool] = field(default=lambda: False)
     notion: NotionHealth | None = None
+    last_poll_ok: Callable[[], datetime | None] = field(default=lambda: None)
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     last_webhook_at: datetime | None = None
     keys: WebhookKeys = field(init=False)
@@ -104,6 +105,9 @@ async def health_report(state: WebState) -> dict[str, Any]:
             webhook = row.webhook
     except Exception as exc:  # any failure here is what the health check reports
         database = f"error: {type(exc).__name__}"
+    mine = state.last_poll_ok()
+    if mine is not None and (polled is None or mine > polled):
+        polled = mine
     leader = state.is_leader()
     view = state.notion.view() if state.notion is not None else None
     notion = view.as_dict() if view is not None else {"notion": "unknown"}

@@ -1,0 +1,88 @@
+"""/healthz tells the truth about Notion: failing since when, until a request succeeds again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from reelqueue.config import DEFAULT_CHANNELS
+from reelqueue.sandbox import SandboxAdmin
+from reelqueue.service import Service, ServiceOptions
+from tests.fixtures.service import StartService, ready, service_settings, until
+from tests.web.helpers import deliver, health
+
+TOKEN = "secret_health_webhook_token"
+
+
+async def health_when(
+    service: Service, condition: Callable[[dict[str, Any]], bool], *, within_s: float
+) -> dict[str, Any]:
+    """The first /healthz body that meets `condition`."""
+    seen: list[dict[str, Any]] = []
+
+    async def met() -> bool:
+        seen.append((await health(service)).json())
+        return condition(seen[-1])
+
+    await until(met, within_s=within_s, every_s=0.1)
+    return seen[-1]
+
+
+def parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+async def test_an_outage_reads_failing_since_its_first_failed_request_until_one_succeeds(
+    sandbox: SandboxAdmin, start_service: StartService
+) -> None:
+    leader = await start_service(poll_interval_s=0.3)
+    await ready(leader)
+    standby = await start_service(poll_interval_s=0.3)
+    before = (await health(leader)).json()
+    assert before["notion"] == "ok"
+    assert before["role"] == "leader"
+    assert before["last_poll_age_s"] < 30
+    assert before["last_webhook_at"] is None
+
+    began = datetime.now(UTC)
+    await sandbox.set_faults(error_rate=1.0, status_codes=[503])
+    failing = await health_when(leader, lambda h: h["notion"] == "failing", within_s=15)
+    since = parse(failing["notion_failing_since"])
+    assert began - timedelta(seconds=1) <= since <= datetime.now(UTC)
+    assert failing["notion_detail"] == f"failing since {failing['notion_failing_since']}: HTTP 503"
+    assert failing["status"] == "degraded"
+    assert (await health(leader)).status_code == 200, "a restart would not bring Notion back"
+    assert (await health(leader, strict="true")).status_code == 503
+    on_standby = (await health(standby)).json()
+    assert on_standby["role"] == "standby"
+    assert on_standby["status"] == "ok"
+    assert on_standby["last_poll_age_s"] is not None, "the leader's polls are in the database"
+
+    await sandbox.set_faults()
+    recovered = await health_when(leader, lambda h: h["notion"] == "ok", within_s=30)
+    assert recovered["notion_failing_since"] is None
+    assert recovered["status"] == "ok"
+    assert (await health(leader, strict="true")).status_code == 200
+
+
+async def test_a_hung_notion_reads_failing_before_any_timeout_and_webhook_age_shows(
+    sandbox: SandboxAdmin, database_url: str
+) -> None:
+    settings = service_settings(sandbox, poll_interval_s=0.3, notion_webhook_token=TOKEN)
+    options = ServiceOptions(port=0, leader_retry_s=0.2, notion_stall_s=0.5)
+    service = Service(settings, DEFAULT_CHANNELS, database_url=database_url, options=options)
+    try:
+        await service.start()
+        await ready(service)
+        page = (await sandbox.pages())[0]["id"]
+        assert (await deliver(service, TOKEN, "sub-a", page)).json()["status"] == "queued"
+        assert (await health(service)).json()["last_webhook_age_s"] < 5
+
+        await sandbox.set_faults(hang_rate=1.0, hang_max_ms=3000)
+        hung = await health_when(service, lambda h: h["notion"] == "failing", within_s=10)
+        assert hung["notion_error"].startswith("no answer for ")
+        await sandbox.set_faults()
+        await health_when(service, lambda h: h["notion"] == "ok", within_s=30)
+    finally:
+        await service.stop()
