@@ -4,14 +4,16 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
 `object_not_found` 404 for an unknown page).
 
 - `GET /_sandbox/info` -> `{"base_url", "token", "database_ids", "data_source_ids",
-  "bot_user_id", "person_user_id", "status_type"}`.
+  "bot_user_id", "person_user_id", "status_type", "parent_page_id"}` (`parent_page_id`: the
+  page shared with the integration, the parent POST /v1/databases accepts; the calendar's
+  `database_ids`/`data_source_ids` come first, databases made through the API are not listed).
 - `POST /_sandbox/reset` `{"videos"?, "channels"?, "status_type"?, "rps"?, "burst"?,
   "webhook_window_ms"?, "age_s"?, "queued"?}`: a fresh calendar of Draft entries (the
   first `queued` of them Queued instead, all created and last edited `age_s` seconds
   ago, so a test can start from a quiet calendar); a key left out takes the
   server's configured value (not the previous reset's). Clears faults, stats, cursors and
   subscriptions, and releases hung requests. Database and data source ids stay the same;
-  page ids are new. Returns the info object.
+  page ids are new (databases made by POST /v1/databases are gone). Returns the info object.
 - `POST /_sandbox/edit` `{"page_ids": [...], "properties": {...}, "author"?: "person"|"bot"}`:
   a person (by default) editing several rows at once on the board. Validated like a PATCH
   (all pages and values, before any change); emits the webhooks; returns `{"pages": [...]}`
@@ -90,7 +92,7 @@ def _pages(state: SandboxState, raw_ids: Any) -> list[Page]:
 
 
 def _render(state: SandboxState, page: Page) -> dict[str, Any]:
-    return render_page(page, state.calendar, state.workspace)
+    return render_page(page, state.calendar_of(page), state.workspace)
 
 
 def _base_url(request: Request) -> str:

@@ -62,6 +62,11 @@ class SandboxAdmin:
         """The person editing the board through the admin API."""
         return str(self._field("person_user_id"))
 
+    @property
+    def parent_page_id(self) -> str:
+        """The page shared with the integration under which POST /v1/databases may create."""
+        return str(self._field("parent_page_id"))
+
     async def info(self) -> dict[str, Any]:
         """GET /_sandbox/info (and remember it)."""
         self._info = await self._call("GET", "info")

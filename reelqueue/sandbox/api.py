@@ -1,4 +1,9 @@
-"""The Notion endpoints the sandbox serves under /v1 (API version 2025-09-03)."""
+"""The Notion endpoints the sandbox serves under /v1 (API version 2025-09-03).
+
+Objects are answered in the shape of the request's Notion-Version: before 2026-03-11 pages,
+databases and data sources also carry the deprecated `archived`, and request bodies may use
+it for `in_trash`; from 2026-03-11 on they do not.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +18,15 @@ from reelqueue.sandbox.errors import shape_error, validation_error
 from reelqueue.sandbox.gate import notion_route
 from reelqueue.sandbox.ids import normalize_id
 from reelqueue.sandbox.query import run_query
-from reelqueue.sandbox.render import render_bot, render_data_source, render_database, render_page
+from reelqueue.sandbox.render import (
+    render_bot,
+    render_data_source,
+    render_database,
+    render_page,
+    shows_archived,
+)
 from reelqueue.sandbox.state import SandboxState
+from reelqueue.sandbox.store import Calendar, Page
 from reelqueue.sandbox.timestamps import utc_now
 
 
@@ -29,11 +41,24 @@ def path_id(request: Request, name: str) -> str:
     return object_id
 
 
+def legacy(request: Request) -> bool:
+    """Whether this request's Notion-Version still has `archived` beside `in_trash`."""
+    return shows_archived(request.headers.get("notion-version"))
+
+
 def _only_properties(request: Request) -> list[str] | None:
     wanted = request.query_params.getlist("filter_properties") + request.query_params.getlist(
         "filter_properties[]"
     )
     return wanted or None
+
+
+def _page(
+    request: Request, state: SandboxState, page: Page, only: list[str] | None = None
+) -> dict[str, Any]:
+    return render_page(
+        page, state.calendar_of(page), state.workspace, only, archived=legacy(request)
+    )
 
 
 async def users_me(request: Request, state: SandboxState) -> dict[str, Any]:
@@ -43,41 +68,50 @@ async def users_me(request: Request, state: SandboxState) -> dict[str, Any]:
 
 async def get_database(request: Request, state: SandboxState) -> dict[str, Any]:
     """GET /v1/databases/{id}: the database and its one data source."""
-    database_id = path_id(request, "database_id")
-    if database_id != state.workspace.database_id:
-        raise state.not_found("database", database_id)
-    return render_database(state.calendar, state.workspace)
+    calendar = state.database_or_404(path_id(request, "database_id"))
+    return render_database(calendar, state.workspace, archived=legacy(request))
 
 
-def _data_source_id(request: Request, state: SandboxState) -> str:
-    data_source_id = path_id(request, "data_source_id")
-    if data_source_id != state.workspace.data_source_id:
-        raise state.not_found("data source", data_source_id)
-    return data_source_id
+async def create_database(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /v1/databases: a database with one data source under a page shared with us."""
+    calendar = state.create_database(await read_json_object(request), state.workspace.bot)
+    return render_database(calendar, state.workspace, archived=legacy(request))
+
+
+def _data_source(request: Request, state: SandboxState) -> Calendar:
+    return state.data_source_or_404(path_id(request, "data_source_id"))
 
 
 async def get_data_source(request: Request, state: SandboxState) -> dict[str, Any]:
-    """GET /v1/data_sources/{id}: the calendar's schema."""
-    _data_source_id(request, state)
-    return render_data_source(state.calendar, state.workspace)
+    """GET /v1/data_sources/{id}: the data source's schema."""
+    calendar = _data_source(request, state)
+    return render_data_source(calendar, state.workspace, archived=legacy(request))
 
 
 async def patch_data_source(request: Request, state: SandboxState) -> dict[str, Any]:
-    """PATCH /v1/data_sources/{id}: add properties and options (no renaming status options)."""
-    _data_source_id(request, state)
-    update_data_source(state.calendar, await read_json_object(request))
-    return render_data_source(state.calendar, state.workspace)
+    """PATCH /v1/data_sources/{id}: add, rename, remove properties; replace select options."""
+    calendar = _data_source(request, state)
+    body = await read_json_object(request)
+    update_data_source(calendar, body)
+    return render_data_source(calendar, state.workspace, archived=legacy(request))
 
 
 async def query_data_source(request: Request, state: SandboxState) -> dict[str, Any]:
     """POST /v1/data_sources/{id}/query: filtered, sorted, paginated pages."""
-    data_source_id = _data_source_id(request, state)
+    calendar = _data_source(request, state)
     body = await read_json_object(request, required=False)
-    result = run_query(state.calendar, data_source_id, body, state.cursors, utc_now())
+    result = run_query(
+        calendar,
+        calendar.data_source_id,
+        body,
+        state.cursors,
+        utc_now(),
+        archived_alias=legacy(request),
+    )
     only = _only_properties(request)
     answer: dict[str, Any] = {
         "object": "list",
-        "results": [render_page(p, state.calendar, state.workspace, only) for p in result.pages],
+        "results": [_page(request, state, p, only) for p in result.pages],
         "next_cursor": result.next_cursor,
         "has_more": result.has_more,
         "type": "page_or_data_source",
@@ -94,37 +128,42 @@ async def query_data_source(request: Request, state: SandboxState) -> dict[str, 
 async def get_page(request: Request, state: SandboxState) -> dict[str, Any]:
     """GET /v1/pages/{id}: a page, trashed ones included (with in_trash true)."""
     page = state.page_or_404(path_id(request, "page_id"))
-    return render_page(page, state.calendar, state.workspace, _only_properties(request))
+    return _page(request, state, page, _only_properties(request))
 
 
 async def patch_page(request: Request, state: SandboxState) -> dict[str, Any]:
     """PATCH /v1/pages/{id}: change only the named properties; answer the full page."""
     page = state.page_or_404(path_id(request, "page_id"))
-    state.update_page_from_api(page, await read_json_object(request))
-    return render_page(page, state.calendar, state.workspace)
+    body = await read_json_object(request)
+    state.update_page_from_api(page, body, archived_alias=legacy(request))
+    return _page(request, state, page)
 
 
 async def create_page(request: Request, state: SandboxState) -> dict[str, Any]:
-    """POST /v1/pages under the calendar's data source (or its database)."""
+    """POST /v1/pages under a data source (or its database, when it has only that one)."""
     body = await read_json_object(request)
     parent = body.get("parent")
     if not isinstance(parent, dict):
         raise shape_error("body.parent", "an object", parent)
-    workspace = state.workspace
     if "data_source_id" in parent:
-        wanted, kind, ours = parent["data_source_id"], "data source", workspace.data_source_id
+        wanted, kind = parent["data_source_id"], "data source"
     elif "database_id" in parent:
-        wanted, kind, ours = parent["database_id"], "database", workspace.database_id
+        wanted, kind = parent["database_id"], "database"
     else:
         raise shape_error("body.parent", "an object with data_source_id or database_id", parent)
-    if not isinstance(wanted, str) or normalize_id(wanted) != ours:
+    if not isinstance(wanted, str):
         raise state.not_found(kind, str(wanted))
-    page = state.create_page(body.get("properties"), workspace.bot)
-    return render_page(page, state.calendar, workspace)
+    if kind == "data source":
+        calendar = state.data_source_or_404(wanted)
+    else:
+        calendar = state.database_or_404(wanted)
+    page = state.create_page(body.get("properties"), state.workspace.bot, calendar)
+    return _page(request, state, page)
 
 
 ROUTES: list[Route] = [
     notion_route("GET", "/v1/users/me", users_me),
+    notion_route("POST", "/v1/databases", create_database),
     notion_route("GET", "/v1/databases/{object_id}", get_database),
     notion_route("GET", "/v1/data_sources/{object_id}", get_data_source),
     notion_route("PATCH", "/v1/data_sources/{object_id}", patch_data_source),

@@ -1,11 +1,16 @@
-"""PATCH /v1/data_sources/{id}: add properties and options to the calendar, as Notion allows.
+"""Data source schemas as Notion's API lets them change: PATCH /v1/data_sources/{id}, new schemas.
 
-Supported: a new property of a simple type; new select and status options (a new status
-option joins the To-do group); renaming a property or a select option; removing a property
-(`null`) other than the title; a new title. Refused with a 400, as through Notion's API:
-renaming or regrouping status options, creating a status property. Changing a property's
-type is refused too (Notion allows it; the sandbox has no use for it).
-The request is validated in full before anything changes.
+PATCH supports: a new property of a simple type (no status property: 400); renaming or
+removing (`null`) a property other than the title; a new title. A select property's
+`options`, when given, replace its list: listed options are kept (by id, or by name), new
+names are added, omitted options are removed and the pages holding one lose that value.
+An existing option's name or color cannot be changed (400). A status property is read-only
+through the API: its name, options and groups cannot be changed (400). Changing a property's
+type is refused too (Notion allows it; the sandbox has no use for it). The request is
+validated in full before anything changes.
+
+`build_schema` validates `initial_data_source.properties` of POST /v1/databases the same way:
+exactly one title, no status property.
 """
 
 from __future__ import annotations
@@ -30,12 +35,21 @@ from reelqueue.sandbox.store import Calendar, Page
 
 Change = Callable[[], None]
 
+STATUS_READ_ONLY = (
+    "It is not possible to update the name or options of a status property via the API "
+    "(property {name!r})."
+)
+STATUS_NOT_CREATABLE = "Creating new status database properties is currently not supported."
+OPTION_FIXED = (
+    "{prop}: the name and color of an existing select option cannot be updated (option {name!r})."
+)
+
 
 def update_data_source(calendar: Calendar, body: dict[str, Any]) -> None:
     """Validate the whole PATCH body, then apply it; raise a 400 NotionError if it is bad."""
     changes: list[Change] = []
     if "title" in body:
-        changes.append(functools.partial(setattr, calendar, "title", _title(body["title"])))
+        changes.append(functools.partial(setattr, calendar, "title", title_text(body["title"])))
     properties = body.get("properties", {})
     if not isinstance(properties, dict):
         raise shape_error("body.properties", "an object", properties)
@@ -45,13 +59,57 @@ def update_data_source(calendar: Calendar, body: dict[str, Any]) -> None:
         change()
 
 
-def _title(raw: Any) -> str:
+def build_schema(raw: Any, rng: random.Random, path: str) -> dict[str, PropertySchema]:
+    """The schema of a new data source from property configurations; a 400 if any is bad."""
+    if not isinstance(raw, dict):
+        raise shape_error(path, "an object", raw)
+    schema: dict[str, PropertySchema] = {}
+    taken: set[str] = set()
+    for name, spec in raw.items():
+        where = f"{path}.{name}"
+        if not name.strip():
+            raise shape_error(where, "a property with a non-empty name", name)
+        if not isinstance(spec, dict):
+            raise shape_error(where, "an object", spec)
+        kind = _declared_kind(spec, where)
+        if kind == "status":
+            raise validation_error(STATUS_NOT_CREATABLE)
+        if kind != "title" and kind not in CREATABLE_TYPES:
+            raise validation_error(
+                f"{name}: the sandbox can create properties of type title, "
+                f"{', '.join(CREATABLE_TYPES)}."
+            )
+        if kind == "title" and any(p.type == "title" for p in schema.values()):
+            raise validation_error("A data source can have only one title property.")
+        prop_id = "title" if kind == "title" else new_property_id(rng, taken)
+        taken.add(prop_id)
+        prop = PropertySchema(prop_id, name, kind)
+        for change in _new_options(prop, spec.get(kind), f"{where}.{kind}", rng):
+            change()
+        schema[name] = prop
+    if not any(p.type == "title" for p in schema.values()):
+        raise validation_error("Title is not provided: a data source needs one title property.")
+    return schema
+
+
+def title_text(raw: Any, path: str = "body.title") -> str:
+    """The plain text of a rich-text title in a request; a 400 if it is not one."""
     if not isinstance(raw, list) or not all(
         isinstance(e, dict) and isinstance(e.get("text"), dict) for e in raw
     ):
-        raise shape_error("body.title", "an array of rich text", raw)
+        raise shape_error(path, "an array of rich text", raw)
     parts = [{"plain_text": str(e["text"].get("content", ""))} for e in raw]
     return plain_text(parts)
+
+
+def _declared_kind(spec: dict[str, Any], path: str) -> str:
+    """The type a property configuration names, by `type` or by its one type key."""
+    kinds = [k for k in spec if k in (*WRITABLE_TYPES, "title")]
+    declared = spec.get("type")
+    kind = declared if declared is not None else (kinds[0] if len(kinds) == 1 else None)
+    if not isinstance(kind, str) or any(k != kind for k in kinds):
+        raise shape_error(path, "a property configuration with one type", spec)
+    return kind
 
 
 def _property_changes(calendar: Calendar, key: str, spec: Any, path: str) -> list[Change]:
@@ -64,29 +122,33 @@ def _property_changes(calendar: Calendar, key: str, spec: Any, path: str) -> lis
         return [functools.partial(_remove_property, calendar, existing)]
     if not isinstance(spec, dict):
         raise shape_error(path, "an object or `null`", spec)
-    kinds = [k for k in spec if k in WRITABLE_TYPES]
-    declared = spec.get("type")
     if existing is None:
-        kind = declared if declared is not None else (kinds[0] if len(kinds) == 1 else None)
-        if kind not in CREATABLE_TYPES or any(k != kind for k in kinds):
+        kind = _declared_kind(spec, path)
+        if kind == "status":
+            raise validation_error(STATUS_NOT_CREATABLE)
+        if kind not in CREATABLE_TYPES:
             raise validation_error(
                 f"{key}: the sandbox can add properties of type {', '.join(CREATABLE_TYPES)}."
             )
-        prop = PropertySchema(new_property_id(calendar.rng, _ids(calendar)), key, str(kind))
+        prop = PropertySchema(new_property_id(calendar.rng, _ids(calendar)), key, kind)
         changes: list[Change] = [functools.partial(_add_property, calendar, prop)]
-        changes.extend(
-            _option_changes(prop, spec.get(prop.type), f"{path}.{kind}", calendar.rng, [])
-        )
+        changes.extend(_new_options(prop, spec.get(kind), f"{path}.{kind}", calendar.rng))
         return changes
+    kinds = [k for k in spec if k in WRITABLE_TYPES]
+    declared = spec.get("type")
     if (declared is not None and declared != existing.type) or any(
         k != existing.type for k in kinds
     ):
         raise validation_error(f"{existing.name}: changing a property's type is not supported.")
-    pages = list(calendar.pages.values())
-    changes = _option_changes(
-        existing, spec.get(existing.type), f"{path}.{existing.type}", calendar.rng, pages
-    )
     new_name = spec.get("name", existing.name)
+    config = spec.get(existing.type)
+    if existing.type == "status" and (
+        new_name != existing.name or (isinstance(config, dict) and config)
+    ):
+        raise validation_error(STATUS_READ_ONLY.format(name=existing.name))
+    changes = []
+    if existing.type == "select" and config is not None:
+        changes.extend(_replace_options(calendar, existing, config, f"{path}.select"))
     if new_name != existing.name:
         if not isinstance(new_name, str) or not new_name.strip():
             raise shape_error(f"{path}.name", "a non-empty string", new_name)
@@ -96,53 +158,84 @@ def _property_changes(calendar: Calendar, key: str, spec: Any, path: str) -> lis
     return changes
 
 
-def _option_changes(
-    prop: PropertySchema, config: Any, path: str, rng: random.Random, pages: list[Page]
-) -> list[Change]:
-    if prop.type not in ("select", "status") or config is None:
-        return []
+def _option_list(config: Any, path: str) -> list[dict[str, Any]] | None:
+    """The `options` of a select configuration (None when not given), shape-checked."""
     if not isinstance(config, dict):
         raise shape_error(path, "an object", config)
-    if prop.type == "status" and "groups" in config:
-        raise validation_error("Status groups cannot be changed through the API.")
-    options = config.get("options", [])
+    options = config.get("options")
+    if options is None:
+        return None
     if not isinstance(options, list):
         raise shape_error(f"{path}.options", "an array", options)
-    changes: list[Change] = []
-    planned: set[str] = set()
     for i, option in enumerate(options):
         where = f"{path}.options[{i}]"
         if not isinstance(option, dict):
             raise shape_error(where, "an object", option)
-        name, option_id, color = option.get("name"), option.get("id"), option.get("color")
+        color = option.get("color")
         if color is not None and color not in COLORS:
             raise shape_error(f"{where}.color", f"one of {', '.join(COLORS)}", color)
-        if option_id is not None:
-            known = prop.option_with_id(option_id) if isinstance(option_id, str) else None
-            if known is None:
-                raise validation_error(f"{prop.name}: no option has the id {option_id}.")
-            if name is not None and name != known.name:
-                if prop.type == "status":
-                    raise validation_error("Status option names cannot be changed through the API.")
-                renamed = _name(name, where)
-                changes.append(functools.partial(_rename_option, pages, prop, known, renamed))
-            continue
-        name = _name(name, where)
-        if prop.option_named(name) is None and name not in planned:
-            planned.add(name)
-            new = SelectOption(new_id(rng), name, color or next_color(rng))
-            changes.append(functools.partial(prop.add_option, new))
+        if option.get("id") is not None and not isinstance(option["id"], str):
+            raise shape_error(f"{where}.id", "a string", option["id"])
+    return options
+
+
+def _new_options(prop: PropertySchema, config: Any, path: str, rng: random.Random) -> list[Change]:
+    """The options of a property being created: names (and colors) only."""
+    if prop.type != "select" or config is None:
+        return []
+    options = _option_list(config, path) or []
+    changes: list[Change] = []
+    planned: set[str] = set()
+    for i, option in enumerate(options):
+        where = f"{path}.options[{i}]"
+        if option.get("id") is not None:
+            raise shape_error(f"{where}.id", "absent for a new property", option["id"])
+        name = _name(option.get("name"), where)
+        if name in planned:
+            raise validation_error(f"{prop.name}: the option {name!r} is listed twice.")
+        planned.add(name)
+        new = SelectOption(new_id(rng), name, option.get("color") or next_color(rng))
+        changes.append(functools.partial(prop.add_option, new))
     return changes
 
 
-def _rename_option(
-    pages: list[Page], prop: PropertySchema, option: SelectOption, name: str
-) -> None:
-    option.name = name
+def _replace_options(
+    calendar: Calendar, prop: PropertySchema, config: Any, path: str
+) -> list[Change]:
+    """The listed options become the property's list; the others are removed."""
+    options = _option_list(config, path)
+    if options is None:
+        return []
+    kept: list[SelectOption] = []
+    for i, option in enumerate(options):
+        where = f"{path}.options[{i}]"
+        name, option_id, color = option.get("name"), option.get("id"), option.get("color")
+        if option_id is not None:
+            known = prop.option_with_id(option_id)
+            if known is None:
+                raise validation_error(f"{prop.name}: no option has the id {option_id}.")
+            if name is not None and name != known.name:
+                raise validation_error(OPTION_FIXED.format(prop=prop.name, name=known.name))
+        else:
+            named = _name(name, where)
+            known = prop.option_named(named) or SelectOption(
+                new_id(calendar.rng), named, color or next_color(calendar.rng)
+            )
+        if color is not None and color != known.color:
+            raise validation_error(OPTION_FIXED.format(prop=prop.name, name=known.name))
+        if any(k.name == known.name for k in kept):
+            raise validation_error(f"{prop.name}: the option {known.name!r} is listed twice.")
+        kept.append(known)
+    return [functools.partial(_set_options, list(calendar.pages.values()), prop, kept)]
+
+
+def _set_options(pages: list[Page], prop: PropertySchema, options: list[SelectOption]) -> None:
+    prop.options = options
+    ids = {o.id for o in options}
     for page in pages:
         value = page.values.get(prop.name)
-        if isinstance(value, dict) and value.get("id") == option.id:
-            page.values[prop.name] = option.value()
+        if isinstance(value, dict) and value.get("id") not in ids:
+            page.values[prop.name] = None
 
 
 def _name(raw: Any, where: str) -> str:

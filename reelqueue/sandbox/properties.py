@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reelqueue.sandbox.errors import shape_error, validation_error
-from reelqueue.sandbox.ids import new_id
+from reelqueue.sandbox.ids import new_id, normalize_id
 from reelqueue.sandbox.schema import PropertySchema, SelectOption, next_color
 from reelqueue.sandbox.store import Calendar
 from reelqueue.sandbox.timestamps import normalize_date_text
@@ -40,7 +40,7 @@ def _utf16_length(text: str) -> int:
 
 def empty_value(kind: str) -> Any:
     """The value a property of this type holds before anyone sets it."""
-    if kind in ("title", "rich_text"):
+    if kind in ("title", "rich_text", "people"):
         return []
     if kind == "checkbox":
         return False
@@ -111,6 +111,8 @@ def _parse_one(prop: PropertySchema, raw: Any, path: str, rng: random.Random) ->
         if not isinstance(value, bool):
             raise shape_error(inner, "a boolean", value)
         return PropertyWrite(prop, value)
+    if prop.type == "people":
+        return PropertyWrite(prop, _parse_people(value, inner))
     raise validation_error(f"{prop.name} is a {prop.type} property and cannot be written.")
 
 
@@ -228,6 +230,19 @@ def _parse_date(value: Any, path: str) -> dict[str, Any] | None:
     if time_zone is not None and not isinstance(time_zone, str):
         raise shape_error(f"{path}.time_zone", "a string or `null`", time_zone)
     return {"start": start, "end": end, "time_zone": time_zone}
+
+
+def _parse_people(value: Any, path: str) -> list[dict[str, Any]]:
+    if not isinstance(value, list):
+        raise shape_error(path, "an array", value)
+    people: list[dict[str, Any]] = []
+    for i, item in enumerate(value):
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        user_id = normalize_id(raw_id) if isinstance(raw_id, str) else None
+        if user_id is None:
+            raise shape_error(f"{path}[{i}].id", "a valid uuid", raw_id)
+        people.append({"object": "user", "id": user_id})
+    return people
 
 
 def _parse_url(value: Any, path: str) -> str | None:

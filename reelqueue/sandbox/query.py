@@ -5,6 +5,8 @@ offset, so rows edited between two pages are neither repeated nor skipped unless
 moves them across the boundary, as with any keyset pagination. Once a query (a filter and
 sort) would yield more than 10,000 rows, every page of it carries `request_status`
 incomplete, and the page that reaches row 10,000 says `has_more: false`, as Notion does.
+Trashed pages are left out unless the body says `in_trash: true` (or, before API version
+2026-03-11, its alias `archived: true`); then only trashed pages are returned.
 """
 
 from __future__ import annotations
@@ -74,8 +76,13 @@ def run_query(
     body: dict[str, Any],
     cursors: CursorBook,
     now: datetime,
+    *,
+    archived_alias: bool = True,
 ) -> QueryPage:
-    """One page of results for a query body; raise a 400 NotionError for a bad one."""
+    """One page of results for a query body; raise a 400 NotionError for a bad one.
+
+    `archived_alias` accepts `archived` for `in_trash` (API versions before 2026-03-11).
+    """
     page_size = body.get("page_size", MAX_PAGE_SIZE)
     if isinstance(page_size, bool) or not isinstance(page_size, int):
         raise shape_error("body.page_size", "a number", page_size)
@@ -87,14 +94,23 @@ def run_query(
     raw_filter, raw_sorts = body.get("filter"), body.get("sorts")
     predicate = None if raw_filter is None else compile_filter(raw_filter, calendar, now)
     sort_key = compile_sorts(raw_sorts, calendar)
-    fingerprint = json.dumps([data_source_id, raw_filter, raw_sorts], sort_keys=True)
+    trashed = trash_flag(body, archived_alias=archived_alias)
+    result_type = body.get("result_type")
+    if result_type is not None and result_type not in ("page", "data_source"):
+        raise shape_error("body.result_type", '"page" or "data_source"', result_type)
+    fingerprint = json.dumps(
+        [data_source_id, raw_filter, raw_sorts, trashed, result_type], sort_keys=True
+    )
     state = _start_state(body.get("start_cursor"), cursors, fingerprint)
 
     rows = sorted(
         (
             p
             for p in calendar.pages.values()
-            if p.shared and not p.in_trash and (predicate is None or predicate(p))
+            if p.shared
+            and p.in_trash == trashed
+            and result_type != "data_source"
+            and (predicate is None or predicate(p))
         ),
         key=sort_key,
     )
@@ -109,6 +125,23 @@ def run_query(
         boundary = sort_key(rows[start + count])
         next_cursor = cursors.issue(CursorState(fingerprint, boundary, delivered + count))
     return QueryPage(chunk, next_cursor, has_more, incomplete)
+
+
+def trash_flag(body: dict[str, Any], *, archived_alias: bool) -> bool:
+    """The body's `in_trash` (or its alias `archived` where the version allows it), else false."""
+    flag = False
+    for key in ("archived", "in_trash"):
+        if key not in body:
+            continue
+        if key == "archived" and not archived_alias:
+            raise validation_error(
+                "body failed validation: body.archived should be not present, instead was "
+                f"`{json.dumps(body[key])}`. Use in_trash (archived was removed in 2026-03-11)."
+            )
+        if not isinstance(body[key], bool):
+            raise shape_error(f"body.{key}", "a boolean", body[key])
+        flag = body[key]
+    return flag
 
 
 def _start_state(raw: Any, cursors: CursorBook, fingerprint: str) -> CursorState | None:

@@ -1,4 +1,8 @@
-"""Notion object shapes: pages, users, the database and its data source, as JSON."""
+"""Notion object shapes: pages, users, databases and their data sources, as JSON.
+
+Under API versions before 2026-03-11 pages, databases and data sources carry `archived`, the
+deprecated alias of `in_trash`; from 2026-03-11 on they do not (see `shows_archived`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,12 @@ from reelqueue.sandbox.store import Calendar, Page, Workspace
 from reelqueue.sandbox.timestamps import format_page_time
 
 NOTION_URL = "https://www.notion.so"
+ARCHIVED_REMOVED_IN = "2026-03-11"
+
+
+def shows_archived(notion_version: str | None) -> bool:
+    """Whether objects answered under this Notion-Version carry the old `archived` key."""
+    return notion_version is None or notion_version.strip() < ARCHIVED_REMOVED_IN
 
 
 def notion_url(title: str, object_id: str) -> str:
@@ -38,22 +48,23 @@ def render_page(
     calendar: Calendar,
     workspace: Workspace,
     only_properties: Collection[str] | None = None,
+    *,
+    archived: bool = True,
 ) -> dict[str, Any]:
     """A page object with the keys and key order of a recorded Notion page.
 
-    `only_properties` (property ids, encoded or raw, or names) trims `properties`, as the
-    `filter_properties` query parameter does.
+    `only_properties` (property ids, URL-encoded or raw; not names) trims `properties`, as
+    the `filter_properties` query parameter does. `archived` adds the pre-2026-03-11 alias.
     """
     properties: dict[str, Any] = {}
+    wanted = set(only_properties) if only_properties is not None else None
     for name, prop in calendar.schema.items():
-        if only_properties is not None and not (
-            {prop.id, decode_property_id(prop.id), name} & set(only_properties)
-        ):
+        if wanted is not None and not ({prop.id, decode_property_id(prop.id)} & wanted):
             continue
         value = _copy(page.values.get(name))
         properties[name] = {"id": prop.id, "type": prop.type, prop.type: value}
     title = plain_text(page.values.get(calendar.title_property().name) or [])
-    return {
+    answer: dict[str, Any] = {
         "object": "page",
         "id": page.id,
         "created_time": format_page_time(page.created_time),
@@ -62,14 +73,21 @@ def render_page(
         "last_edited_by": page.last_edited_by.reference(),
         "cover": _copy(page.cover),
         "icon": _copy(page.icon),
-        "parent": workspace.parent(),
-        "in_trash": page.in_trash,
-        "is_archived": False,
-        "is_locked": False,
-        "properties": properties,
-        "url": notion_url(title, page.id),
-        "public_url": None,
+        "parent": calendar.parent(),
     }
+    if archived:
+        answer["archived"] = page.in_trash
+    answer.update(
+        {
+            "in_trash": page.in_trash,
+            "is_archived": False,
+            "is_locked": False,
+            "properties": properties,
+            "url": notion_url(title, page.id),
+            "public_url": None,
+        }
+    )
+    return answer
 
 
 def render_bot(workspace: Workspace) -> dict[str, Any]:
@@ -93,47 +111,64 @@ def _title(text: str) -> list[dict[str, Any]]:
     return [rich_text(text)]
 
 
-def render_database(calendar: Calendar, workspace: Workspace) -> dict[str, Any]:
-    """The database object: a container whose `data_sources` lists the calendar's one."""
-    return {
+def render_database(
+    calendar: Calendar, workspace: Workspace, *, archived: bool = True
+) -> dict[str, Any]:
+    """The database object: a container whose `data_sources` lists its one data source."""
+    answer: dict[str, Any] = {
         "object": "database",
-        "id": workspace.database_id,
+        "id": calendar.database_id,
         "title": _title(calendar.title),
-        "description": [],
-        "parent": {"type": "page_id", "page_id": workspace.parent_page_id},
-        "is_inline": False,
+        "description": _copy(calendar.description),
+        "parent": {"type": "page_id", "page_id": calendar.parent_page_id},
+        "is_inline": calendar.is_inline,
         "in_trash": False,
-        "is_locked": False,
-        "created_time": format_page_time(calendar.created_time),
-        "last_edited_time": format_page_time(calendar.created_time),
-        "data_sources": [{"id": workspace.data_source_id, "name": calendar.title}],
-        "icon": None,
-        "cover": None,
-        "url": notion_url(calendar.title, workspace.database_id),
-        "public_url": None,
     }
+    if archived:
+        answer["archived"] = False
+    answer.update(
+        {
+            "is_locked": False,
+            "created_time": format_page_time(calendar.created_time),
+            "last_edited_time": format_page_time(calendar.created_time),
+            "data_sources": [{"id": calendar.data_source_id, "name": calendar.title}],
+            "icon": _copy(calendar.icon),
+            "cover": _copy(calendar.cover),
+            "url": notion_url(calendar.title, calendar.database_id),
+            "public_url": None,
+        }
+    )
+    return answer
 
 
-def render_data_source(calendar: Calendar, workspace: Workspace) -> dict[str, Any]:
-    """The data source object: the calendar's schema."""
-    creator = workspace.person.reference()
-    return {
+def render_data_source(
+    calendar: Calendar, workspace: Workspace, *, archived: bool = True
+) -> dict[str, Any]:
+    """The data source object: its schema, under its database."""
+    creator = (calendar.created_by or workspace.person).reference()
+    answer: dict[str, Any] = {
         "object": "data_source",
-        "id": workspace.data_source_id,
+        "id": calendar.data_source_id,
         "created_time": format_page_time(calendar.created_time),
         "last_edited_time": format_page_time(calendar.created_time),
         "created_by": creator,
         "last_edited_by": creator,
-        "icon": None,
-        "cover": None,
-        "parent": {"type": "database_id", "database_id": workspace.database_id},
-        "database_parent": {"type": "page_id", "page_id": workspace.parent_page_id},
+        "icon": _copy(calendar.icon),
+        "cover": _copy(calendar.cover),
+        "parent": {"type": "database_id", "database_id": calendar.database_id},
+        "database_parent": {"type": "page_id", "page_id": calendar.parent_page_id},
         "in_trash": False,
-        "archived": False,
-        "is_inline": False,
-        "title": _title(calendar.title),
-        "description": [],
-        "properties": {name: prop.render() for name, prop in calendar.schema.items()},
-        "url": notion_url(calendar.title, workspace.data_source_id),
-        "public_url": None,
     }
+    if archived:
+        answer["archived"] = False
+    answer.update(
+        {
+            "is_inline": calendar.is_inline,
+            "title": _title(calendar.title),
+            "description": _copy(calendar.description),
+            "properties": {name: prop.render() for name, prop in calendar.schema.items()},
+            "url": notion_url(calendar.title, calendar.data_source_id),
+            "public_url": None,
+        }
+    )
+    return answer

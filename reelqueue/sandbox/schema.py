@@ -65,8 +65,18 @@ RAW_PROPERTY_IDS = {
     "YouTube URL": "yt:U",
     "Updated": "u@pd",
 }
-WRITABLE_TYPES = ("title", "rich_text", "select", "status", "date", "url", "number", "checkbox")
-CREATABLE_TYPES = ("rich_text", "select", "date", "url", "number", "checkbox")
+WRITABLE_TYPES = (
+    "title",
+    "rich_text",
+    "select",
+    "status",
+    "date",
+    "url",
+    "number",
+    "checkbox",
+    "people",
+)
+CREATABLE_TYPES = ("rich_text", "select", "date", "url", "number", "checkbox", "people")
 
 
 def status_group(label: str) -> str:

@@ -1,4 +1,7 @@
-"""The whole sandbox: workspace, calendar, limits, faults, webhooks, and the edits to pages.
+"""The whole sandbox: workspace, databases, limits, faults, webhooks, and the edits to pages.
+
+The seeded content calendar is `calendar`; `POST /v1/databases` adds databases (one data
+source each) under the workspace's parent page, found again by database or data source id.
 
 Everything here is touched from the server's event loop only. API writes are authored by
 the integration's bot; admin edits by the person (or the bot, when asked). A write is
@@ -16,11 +19,18 @@ from datetime import timedelta
 from typing import Any
 
 from reelqueue.sandbox.config import STATUS_TYPES, SandboxConfig
+from reelqueue.sandbox.datasource import build_schema, title_text
 from reelqueue.sandbox.errors import NotionError, object_not_found, shape_error, validation_error
 from reelqueue.sandbox.faults import FaultSet
-from reelqueue.sandbox.ids import normalize_id
-from reelqueue.sandbox.properties import PropertyWrite, commit_options, empty_value, parse_writes
-from reelqueue.sandbox.query import CursorBook
+from reelqueue.sandbox.ids import new_id, normalize_id
+from reelqueue.sandbox.properties import (
+    PropertyWrite,
+    commit_options,
+    empty_value,
+    parse_writes,
+    rich_text,
+)
+from reelqueue.sandbox.query import CursorBook, trash_flag
 from reelqueue.sandbox.ratelimit import RateLimiter
 from reelqueue.sandbox.schema import build_calendar_schema
 from reelqueue.sandbox.seed import draft_values
@@ -117,12 +127,23 @@ class SandboxState:
         )
         self._hang_release = asyncio.Event()
         self.calendar = self._build_calendar(ResetOptions.from_json({}, self.config))
+        self.calendars: dict[str, Calendar] = {self.calendar.data_source_id: self.calendar}
 
     def _build_calendar(self, options: ResetOptions) -> Calendar:
         rng = random.Random(f"{self.config.seed}:{self.generation}")
         now = utc_now() - timedelta(seconds=options.age_s)
         schema = build_calendar_schema(rng, options.status_type, options.channels)
-        calendar = Calendar("Content Calendar", options.status_type, now, schema, rng)
+        calendar = Calendar(
+            "Content Calendar",
+            options.status_type,
+            now,
+            schema,
+            rng,
+            database_id=self.workspace.database_id,
+            data_source_id=self.workspace.data_source_id,
+            parent_page_id=self.workspace.parent_page_id,
+            created_by=self.workspace.person,
+        )
         person = self.workspace.person
         queued = schema["Status"].option_named("Queued")
         assert queued is not None
@@ -136,6 +157,7 @@ class SandboxState:
         """A fresh calendar; faults, stats, cursors and subscriptions cleared; hangs released."""
         self.generation += 1
         self.calendar = self._build_calendar(options)
+        self.calendars = {self.calendar.data_source_id: self.calendar}
         self.limiter = RateLimiter(options.rps, options.burst)
         self.faults = FaultSet()
         self.stats.clear()
@@ -165,15 +187,87 @@ class SandboxState:
             "bot_user_id": self.workspace.bot.id,
             "person_user_id": self.workspace.person.id,
             "status_type": self.calendar.status_type,
+            "parent_page_id": self.workspace.parent_page_id,
         }
 
     def page_or_404(self, raw_id: str, *, as_person: bool = False) -> Page:
         """A page the integration can see (the person sees unshared ones too), or a 404."""
         page_id = normalize_id(raw_id)
-        page = self.calendar.pages.get(page_id) if page_id else None
+        page = None
+        if page_id:
+            page = next(
+                (c.pages[page_id] for c in self.calendars.values() if page_id in c.pages), None
+            )
         if page is None or not (page.shared or as_person):
             raise self.not_found("page", raw_id)
         return page
+
+    def calendar_of(self, page: Page) -> Calendar:
+        """The data source (with its database) a page is a row of."""
+        return self.calendars[page.data_source_id]
+
+    def data_source_or_404(self, raw_id: str) -> Calendar:
+        """The data source with this id, or Notion's 404."""
+        data_source_id = normalize_id(raw_id)
+        calendar = self.calendars.get(data_source_id) if data_source_id else None
+        if calendar is None:
+            raise self.not_found("data source", raw_id)
+        return calendar
+
+    def database_or_404(self, raw_id: str) -> Calendar:
+        """The database with this id (as the calendar of its one data source), or Notion's 404."""
+        database_id = normalize_id(raw_id)
+        found = [c for c in self.calendars.values() if database_id and c.database_id == database_id]
+        if not found:
+            raise self.not_found("database", raw_id)
+        return found[0]
+
+    def create_database(self, body: dict[str, Any], author: User) -> Calendar:
+        """POST /v1/databases: a database and its one data source under a known page."""
+        parent = body.get("parent")
+        if not isinstance(parent, dict):
+            raise shape_error("body.parent", "an object", parent)
+        if parent.get("type", "page_id") != "page_id" or not isinstance(parent.get("page_id"), str):
+            raise shape_error("body.parent", "an object with type page_id and a page_id", parent)
+        if normalize_id(parent["page_id"]) != self.workspace.parent_page_id:
+            raise self.not_found("page", parent["page_id"])
+        title = title_text(body["title"]) if body.get("title") is not None else ""
+        raw_description = body.get("description")
+        description = (
+            title_text(raw_description, "body.description") if raw_description is not None else ""
+        )
+        is_inline = body.get("is_inline", False)
+        if not isinstance(is_inline, bool):
+            raise shape_error("body.is_inline", "a boolean", is_inline)
+        for key in ("icon", "cover"):
+            if body.get(key) is not None and not isinstance(body[key], dict):
+                raise shape_error(f"body.{key}", "an object or `null`", body[key])
+        initial = body.get("initial_data_source")
+        if initial is None:
+            initial = {"properties": {"Name": {"title": {}}}}
+        if not isinstance(initial, dict):
+            raise shape_error("body.initial_data_source", "an object", initial)
+        rng = random.Random(f"{self.config.seed}:{self.generation}:{len(self.calendars)}")
+        raw_properties = initial.get("properties", {"Name": {"title": {}}})
+        schema = build_schema(raw_properties, rng, "body.initial_data_source.properties")
+        status = schema.get("Status")
+        calendar = Calendar(
+            title,
+            status.type if status is not None else "select",
+            utc_now(),
+            schema,
+            rng,
+            database_id=new_id(rng),
+            data_source_id=new_id(rng),
+            parent_page_id=self.workspace.parent_page_id,
+            created_by=author,
+            is_inline=is_inline,
+            icon=body.get("icon"),
+            cover=body.get("cover"),
+            description=[rich_text(description)] if description else [],
+        )
+        self.calendars[calendar.data_source_id] = calendar
+        return calendar
 
     def not_found(self, kind: str, raw_id: str) -> NotionError:
         """Notion's 404 for an object of this kind."""
@@ -181,28 +275,31 @@ class SandboxState:
             kind, raw_id, self.workspace.integration_name, self.workspace.integration_id
         )
 
-    def create_page(self, properties: Any, author: User) -> Page:
-        """Create a calendar page from Notion property values; emits page.created."""
-        writes = parse_writes(self.calendar, properties if properties is not None else {})
+    def create_page(self, properties: Any, author: User, calendar: Calendar | None = None) -> Page:
+        """Create a page in a data source (the calendar by default); emits page.created."""
+        calendar = calendar or self.calendar
+        writes = parse_writes(calendar, properties if properties is not None else {})
         commit_options(writes)
-        values = {name: empty_value(p.type) for name, p in self.calendar.schema.items()}
-        status = self.calendar.schema.get("Status")
+        values = {name: empty_value(p.type) for name, p in calendar.schema.items()}
+        status = calendar.schema.get("Status")
         if status is not None and status.type == "status" and status.options:
             values["Status"] = status.options[0].value()
         for write in writes:
             values[write.prop.name] = write.value
         now = utc_now()
-        page = self.calendar.add_page(values, author, now)
-        self.webhooks.record(
-            page.id, "page.created", self.workspace.event_parent(), author.author(), now
-        )
+        page = calendar.add_page(values, author, now)
+        self.webhooks.record(page.id, "page.created", calendar.event_parent(), author.author(), now)
         return page
 
     def update_pages(
         self, pages: list[Page], properties: Any, author: User, in_trash: bool | None = None
     ) -> None:
-        """Apply one write to several pages (validated once, first); emit their webhooks."""
-        writes = parse_writes(self.calendar, properties if properties is not None else {})
+        """Apply one write to several pages of one data source (validated once, first)."""
+        calendars = {page.data_source_id for page in pages}
+        if len(calendars) > 1:
+            raise validation_error("The pages of one edit must belong to one data source.")
+        calendar = self.calendar_of(pages[0]) if pages else self.calendar
+        writes = parse_writes(calendar, properties if properties is not None else {})
         for page in pages:
             if page.in_trash and in_trash is not False:
                 raise validation_error(
@@ -230,7 +327,7 @@ class SandboxState:
             page.in_trash = in_trash
         if not page.shared:
             return
-        parent = self.workspace.event_parent()
+        parent = self.calendar_of(page).event_parent()
         if changed:
             self.webhooks.record(
                 page.id, "page.properties_updated", parent, author.author(), now, changed
@@ -239,14 +336,15 @@ class SandboxState:
             kind = "page.deleted" if in_trash else "page.undeleted"
             self.webhooks.record(page.id, kind, parent, author.author(), now)
 
-    def update_page_from_api(self, page: Page, body: dict[str, Any]) -> None:
-        """PATCH /v1/pages/{id}: properties, in_trash (or its old name archived), icon, cover."""
-        in_trash = None
-        for key in ("in_trash", "archived"):
-            if key in body:
-                if not isinstance(body[key], bool):
-                    raise shape_error(f"body.{key}", "a boolean", body[key])
-                in_trash = body[key]
+    def update_page_from_api(
+        self, page: Page, body: dict[str, Any], *, archived_alias: bool = True
+    ) -> None:
+        """PATCH /v1/pages/{id}: properties, in_trash (archived before 2026-03-11), icon, cover."""
+        in_trash = (
+            trash_flag(body, archived_alias=archived_alias)
+            if ("in_trash" in body or "archived" in body)
+            else None
+        )
         for key in ("icon", "cover"):
             if key in body and body[key] is not None and not isinstance(body[key], dict):
                 raise shape_error(f"body.{key}", "an object or `null`", body[key])

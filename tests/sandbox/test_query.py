@@ -270,3 +270,37 @@ async def test_bad_json_and_unknown_routes(
         assert (answer.status_code, answer.json()["code"]) == (400, "invalid_request_url")
     answer = await raw.get("/v1/pages/not-a-uuid")
     assert (answer.status_code, answer.json()["code"]) == (400, "validation_error")
+
+
+async def test_filter_properties_takes_property_ids_not_names(
+    fast_sandbox: SandboxAdmin, raw: httpx.AsyncClient
+) -> None:
+    source = (await raw.get(f"/v1/data_sources/{fast_sandbox.data_source_id}")).json()
+    by_name = await _query(raw, fast_sandbox, {"page_size": 2}, filter_properties=["Status"])
+    assert by_name.status_code == 200
+    assert all("Status" not in page["properties"] for page in by_name.json()["results"])
+    raw_id = source["properties"]["Status"]["id"]
+    by_id = await _query(raw, fast_sandbox, {"page_size": 2}, filter_properties=[raw_id])
+    assert all(set(page["properties"]) == {"Status"} for page in by_id.json()["results"])
+
+
+async def test_trashed_pages_are_returned_only_when_the_query_asks_for_them(
+    fast_sandbox: SandboxAdmin, raw: httpx.AsyncClient
+) -> None:
+    pages = await fast_sandbox.pages()
+    trashed = {pages[0]["id"], pages[1]["id"]}
+    for page_id in trashed:
+        await fast_sandbox.delete_page(page_id)
+    everything = {p["id"] for p in pages}
+    assert set(await _ids(raw, fast_sandbox, {})) == everything - trashed
+    assert set(await _ids(raw, fast_sandbox, {"in_trash": False})) == everything - trashed
+    assert set(await _ids(raw, fast_sandbox, {"in_trash": True})) == trashed
+    assert set(await _ids(raw, fast_sandbox, {"archived": True})) == trashed
+    newer = await raw.post(
+        f"/v1/data_sources/{fast_sandbox.data_source_id}/query",
+        json={"archived": True},
+        headers={"Notion-Version": "2026-03-11"},
+    )
+    assert (newer.status_code, newer.json()["code"]) == (400, "validation_error")
+    wrong = await _query(raw, fast_sandbox, {"in_trash": "yes"})
+    assert (wrong.status_code, wrong.json()["code"]) == (400, "validation_error")

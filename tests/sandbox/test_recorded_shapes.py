@@ -1,7 +1,8 @@
 """The sandbox's responses have the keys and value types of responses recorded from Notion.
 
 The recordings live in ../shared/notion-fixtures beside the repository and are not copied
-into it; without them these tests skip.
+into it; without them these tests skip. They were made with Notion-Version 2026-03-11, so the
+comparisons ask for that version; under 2025-09-03 objects also carry `archived`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from reelqueue.sandbox import SandboxAdmin
 
 FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "notion-fixtures"
 PROPERTY_TYPES = ("title", "rich_text", "select", "status", "date", "url")
+RECORDED = {"Notion-Version": "2026-03-11"}
 
 pytestmark = pytest.mark.skipif(
     not FIXTURES.is_dir(), reason=f"recorded Notion responses not found at {FIXTURES}"
@@ -93,6 +95,7 @@ async def test_patched_page_has_the_recorded_keys(
     answer = await raw.patch(
         f"/v1/pages/{filled_page['id']}",
         json={"properties": {"Status": {"type": "status", "status": {"name": "Queued"}}}},
+        headers=RECORDED,
     )
     assert answer.status_code == 200
     ours = answer.json()
@@ -104,8 +107,39 @@ async def test_retrieved_page_has_the_recorded_keys(
     fast_sandbox: SandboxAdmin, raw: httpx.AsyncClient, filled_page: dict[str, Any]
 ) -> None:
     recorded = _load("patch_status_blocked.json")["response"]
-    ours = (await raw.get(f"/v1/pages/{filled_page['id']}")).json()
+    ours = (await raw.get(f"/v1/pages/{filled_page['id']}", headers=RECORDED)).json()
     assert_same_shape(_without(ours, "properties"), _without(recorded, "properties"))
+
+
+async def test_under_2025_09_03_pages_also_carry_archived_as_in_trash(
+    fast_sandbox: SandboxAdmin, raw: httpx.AsyncClient, filled_page: dict[str, Any]
+) -> None:
+    recorded = _load("patch_status_blocked.json")["response"]
+    path = f"/v1/pages/{filled_page['id']}"
+    ours = (await raw.get(path, headers={"Notion-Version": "2025-09-03"})).json()
+    assert set(ours) == {*recorded, "archived"}
+    assert ours["archived"] is ours["in_trash"] is False
+    trashed = await raw.patch(path, json={"archived": True})
+    assert (trashed.json()["archived"], trashed.json()["in_trash"]) == (True, True)
+    newer = await raw.patch(path, json={"in_trash": False}, headers=RECORDED)
+    assert "archived" not in newer.json()
+    assert newer.json()["in_trash"] is False
+
+
+async def test_from_2026_03_11_archived_is_gone_from_requests_and_answers(
+    fast_sandbox: SandboxAdmin, raw: httpx.AsyncClient, filled_page: dict[str, Any]
+) -> None:
+    database = await raw.get(f"/v1/databases/{fast_sandbox.database_id}", headers=RECORDED)
+    source = await raw.get(f"/v1/data_sources/{fast_sandbox.data_source_id}", headers=RECORDED)
+    assert "archived" not in database.json()
+    assert "archived" not in source.json()
+    old_database = await raw.get(f"/v1/databases/{fast_sandbox.database_id}")
+    old_source = await raw.get(f"/v1/data_sources/{fast_sandbox.data_source_id}")
+    assert old_database.json()["archived"] is old_source.json()["archived"] is False
+    refused = await raw.patch(
+        f"/v1/pages/{filled_page['id']}", json={"archived": True}, headers=RECORDED
+    )
+    assert (refused.status_code, refused.json()["code"]) == (400, "validation_error")
 
 
 async def test_query_response_and_its_pages_have_the_recorded_keys(
@@ -113,7 +147,9 @@ async def test_query_response_and_its_pages_have_the_recorded_keys(
 ) -> None:
     recorded = _load("query_all_property_types.json")["response"]
     answer = await raw.post(
-        f"/v1/data_sources/{fast_sandbox.data_source_id}/query", json={"page_size": 100}
+        f"/v1/data_sources/{fast_sandbox.data_source_id}/query",
+        json={"page_size": 100},
+        headers=RECORDED,
     )
     ours = answer.json()
     assert_same_shape(_without(ours, "results"), _without(recorded, "results"))
