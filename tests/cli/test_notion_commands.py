@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from reelqueue.config import Channels, Settings
+from reelqueue.errors import UserError
 from reelqueue.notion import NotionClient
 from reelqueue.sandbox import SandboxAdmin
+from reelqueue.service import check_notion, create_calendar, setup_notion
 from reelqueue.statuses import SHORT_LABELS
 from tests.cli.helpers import CHANNELS_YAML, cli_env, one_line_error, reelqueue
 from tests.fixtures.sandbox import SANDBOX_DEFAULTS
@@ -45,6 +50,20 @@ async def options_of(sandbox: SandboxAdmin, name: str, data_source_id: str) -> l
 
 
 SHORT = json.dumps(SHORT_LABELS)
+CHANNELS = Channels.model_validate({"channels": [{"id": "science", "name": "S"}]})
+BOTH = Channels.model_validate(
+    {"channels": [{"id": "science", "name": "S"}, {"id": "history", "name": "H"}]}
+)
+
+
+def settings_for(sandbox: SandboxAdmin, **overrides: Any) -> Settings:
+    """Settings of an in-process call pointing at the sandbox and its calendar."""
+    values: dict[str, Any] = {
+        "notion_token": SecretStr(sandbox.token),
+        "notion_api_url": sandbox.base_url,
+        "notion_database_ids": [sandbox.database_id],
+    }
+    return Settings(**(values | overrides))
 
 
 async def test_check_reports_a_ready_calendar_and_exits_0(
@@ -61,24 +80,33 @@ async def test_check_reports_a_ready_calendar_and_exits_0(
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"NOTION_TOKEN": "secret_wrong"}, "Notion rejected NOTION_TOKEN (401 unauthorized)"),
-        ({"NOTION_DATABASE_IDS": "0000000000004000800000000000dead"}, "Connections"),
-        ({"NOTION_DATABASE_IDS": "not-an-id"}, "not a Notion id"),
-        (
-            {"REELQUEUE_STATUS_LABELS": json.dumps({"generating_video": "Video Ready"})},
-            "'Video Ready' (generating_video, video_ready)",
-        ),
+        ({"notion_token": SecretStr("secret_wrong")}, "Notion rejected NOTION_TOKEN (401"),
+        ({"notion_database_ids": ["0000000000004000800000000000dead"]}, "Connections"),
+        ({"notion_database_ids": ["not-an-id"]}, "not a Notion id"),
+        ({"notion_token": None}, "NOTION_TOKEN is not set"),
     ],
 )
-async def test_check_explains_the_common_mistakes_in_one_line(
-    sandbox: SandboxAdmin, tmp_path: Path, override: dict[str, str], expected: str
+async def test_check_explains_the_common_mistakes(
+    sandbox: SandboxAdmin, override: dict[str, Any], expected: str
 ) -> None:
     await board(sandbox)
-    result = reelqueue("notion", "check", env=notion_env(tmp_path, sandbox) | override)
+    with pytest.raises(UserError) as caught:
+        await check_notion(settings_for(sandbox, **override), CHANNELS)
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert "secret_wrong" not in str(caught.value)
+
+
+async def test_a_clashing_label_set_stops_the_command_with_one_line(
+    sandbox: SandboxAdmin, tmp_path: Path
+) -> None:
+    await board(sandbox)
+    clash = json.dumps({"generating_video": "Video Ready"})
+    result = reelqueue(
+        "notion", "check", env=notion_env(tmp_path, sandbox, REELQUEUE_STATUS_LABELS=clash)
+    )
     assert result.returncode == 2
-    line = one_line_error(result.stderr)
-    assert expected in line
-    assert "secret_wrong" not in line
+    assert "'Video Ready' (generating_video, video_ready)" in one_line_error(result.stderr)
 
 
 async def test_check_lists_every_missing_option_and_exits_1(
@@ -111,10 +139,10 @@ async def test_setup_on_a_status_board_adds_what_it_can_and_names_the_rest_by_gr
     assert "  Complete: Done" in lines
     assert await options_of(sandbox, "Channel", sandbox.data_source_id) == ["science", "history"]
     assert await options_of(sandbox, "Status", sandbox.data_source_id) == before
-    check = reelqueue("notion", "check", env=env)
-    assert check.returncode == 1
-    assert "Channel lacks" not in check.stdout
-    assert "Status lacks the options Not started, In progress, Done" in check.stdout
+    check = await check_notion(settings_for(sandbox, status_labels=SHORT_LABELS), BOTH)
+    assert not check.complete
+    assert "Channel lacks" not in "\n".join(check.lines)
+    assert "Status lacks the options Not started, In progress, Done" in check.lines[1]
 
 
 async def test_setup_on_a_select_board_completes_it_after_confirmation(
@@ -133,7 +161,75 @@ async def test_setup_on_a_select_board_completes_it_after_confirmation(
     assert "added or extended Status" in setup.stdout
     after = await options_of(sandbox, "Status", sandbox.data_source_id)
     assert after == [*before, "Not started", "In progress", "Done"]
-    assert reelqueue("notion", "check", env=env).returncode == 0
-    again = reelqueue("notion", "setup", "--yes", env=env)
-    assert again.returncode == 0
-    assert again.stdout.strip().endswith("nothing to add")
+    settings = settings_for(sandbox, status_labels=SHORT_LABELS)
+    assert (await check_notion(settings, BOTH)).complete
+    again = await setup_notion(settings, BOTH, confirm=lambda question: False)
+    assert again.complete
+    assert again.lines[-1].endswith("nothing to add")
+
+
+async def test_create_calendar_makes_a_calendar_that_check_finds_ready(
+    sandbox: SandboxAdmin, tmp_path: Path
+) -> None:
+    await board(sandbox)
+    parent = str((await sandbox.info())["parent_page_id"])
+    url = f"https://www.notion.so/acme/Videos-{parent.replace('-', '')}"
+    env = notion_env(tmp_path, sandbox, REELQUEUE_STATUS_LABELS=SHORT)
+    del env["NOTION_DATABASE_IDS"]
+
+    created = reelqueue(
+        "notion", "create-calendar", "--parent", url, "--title", "Videos 2027", env=env
+    )
+
+    assert created.returncode == 0, created.stderr
+    found = re.search(r"^NOTION_DATABASE_IDS=(\S+)$", created.stdout, re.M)
+    assert found is not None, created.stdout
+    database_id = found.group(1)
+    assert database_id != sandbox.database_id
+    settings = settings_for(sandbox, status_labels=SHORT_LABELS, notion_database_ids=[database_id])
+    check = await check_notion(settings, BOTH)
+    assert check.complete, check.lines
+    assert check.lines[-1].endswith("(Videos 2027): ready")
+    data_source = re.search(r"^data source (\S+)$", created.stdout, re.M)
+    assert data_source is not None
+    status = await options_of(sandbox, "Status", data_source.group(1))
+    assert status[:3] == ["Not started", "Queued", "In progress"]
+    assert len(status) == 21
+
+
+@pytest.mark.parametrize(
+    ("parent", "override", "expected"),
+    [
+        ("not-a-page", {}, "not a Notion id"),
+        ("https://example.com/a-page", {}, "not a Notion id"),
+        ("0000000000004000800000000000beef", {}, "not shared with the integration"),
+        (None, {"notion_token": SecretStr("secret_wrong")}, "Notion rejected NOTION_TOKEN"),
+        (None, {"notion_token": None}, "NOTION_TOKEN is not set"),
+    ],
+)
+async def test_create_calendar_explains_a_bad_parent_or_token(
+    sandbox: SandboxAdmin, parent: str | None, override: dict[str, Any], expected: str
+) -> None:
+    await board(sandbox)
+    page = parent or str((await sandbox.info())["parent_page_id"])
+    settings = settings_for(sandbox, notion_database_ids=[], **override)
+    with pytest.raises(UserError) as caught:
+        await create_calendar(settings, CHANNELS, page, "Videos")
+    assert expected in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert "secret_wrong" not in str(caught.value)
+    assert sandbox.token not in str(caught.value)
+
+
+async def test_create_calendar_for_a_page_not_shared_is_one_line_and_exit_2(
+    sandbox: SandboxAdmin, tmp_path: Path
+) -> None:
+    await board(sandbox)
+    env = notion_env(tmp_path, sandbox)
+    result = reelqueue(
+        "notion", "create-calendar", "--parent", "0000000000004000800000000000beef", env=env
+    )
+    assert result.returncode == 2
+    line = one_line_error(result.stderr)
+    assert "not shared with the integration" in line
+    assert sandbox.token not in line
