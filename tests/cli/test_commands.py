@@ -1,4 +1,4 @@
-"""The other commands, run as a person would: status, tasks, webhook token, notion, demo."""
+"""The other commands, run as a person would: status, tasks, webhook token, demo."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reelqueue.sandbox import SandboxAdmin
-from tests.cli.helpers import cli_env, one_line_error, reelqueue, seed_tasks, service_env
+from tests.cli.helpers import cli_env, one_line_error, reelqueue, seed_tasks
 
 
 async def test_status_and_tasks_report_the_queue(
@@ -80,61 +79,6 @@ async def test_webhook_token_is_printed_once_notion_sent_it(
     after = reelqueue("webhook", "token", env=env)
     assert after.returncode == 0
     assert "secret_from_notion" in after.stdout
-
-
-async def test_notion_check_reports_a_ready_calendar(
-    sandbox: SandboxAdmin, database_url: str, tmp_path: Path
-) -> None:
-    result = reelqueue("notion", "check", env=service_env(tmp_path, sandbox, database_url))
-    assert result.returncode == 0, result.stderr
-    assert "token ok" in result.stdout
-    assert "ready" in result.stdout
-    assert sandbox.token not in result.stdout + result.stderr
-
-
-@pytest.mark.parametrize(
-    ("override", "expected"),
-    [
-        ({"NOTION_TOKEN": "secret_wrong"}, "Notion rejected NOTION_TOKEN (401 unauthorized)"),
-        (
-            {"NOTION_DATABASE_IDS": "0000000000004000800000000000dead"},
-            "Connections",
-        ),
-        ({"NOTION_DATABASE_IDS": "not-an-id"}, "not a Notion id"),
-    ],
-)
-async def test_notion_check_explains_the_common_mistakes(
-    sandbox: SandboxAdmin,
-    database_url: str,
-    tmp_path: Path,
-    override: dict[str, str],
-    expected: str,
-) -> None:
-    env = service_env(tmp_path, sandbox, database_url) | override
-    result = reelqueue("notion", "check", env=env)
-    assert result.returncode == 2
-    line = one_line_error(result.stderr)
-    assert expected in line
-    assert "secret_wrong" not in line
-
-
-async def test_notion_setup_adds_missing_status_options(
-    sandbox: SandboxAdmin, database_url: str, tmp_path: Path
-) -> None:
-    env = service_env(tmp_path, sandbox, database_url) | {
-        "REELQUEUE_STATUS_LABELS": json.dumps({"queued": "Ready to produce"})
-    }
-    check = reelqueue("notion", "check", env=env)
-    assert "Status lacks the options Ready to produce" in check.stdout
-    refused = reelqueue("notion", "setup", env=env)
-    assert refused.returncode == 2
-    assert "--yes" in one_line_error(refused.stderr)
-    setup = reelqueue("notion", "setup", "--yes", env=env)
-    assert setup.returncode == 0, setup.stderr
-    assert "added or extended Status" in setup.stdout
-    again = reelqueue("notion", "check", env=env)
-    assert "ready" in again.stdout
-    assert reelqueue("notion", "setup", "--yes", env=env).stdout.strip().endswith("nothing to add")
 
 
 @pytest.mark.timeout(240)
