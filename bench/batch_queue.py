@@ -111,7 +111,7 @@ async def batch(server: str, videos: int, webhooks: bool, poll_s: float) -> dict
         admin = SandboxAdmin(sandbox.base_url)
         try:
             if webhooks:
-                await admin.subscribe(f"{service.base_url}/webhooks/notion")
+                await admin.subscribe(f"{service.base_url}/webhooks/notion", verified=True)
             pages = [p["id"] for p in await admin.pages()]
             await settle(service, url)
             before = requests(service)

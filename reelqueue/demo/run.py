@@ -217,7 +217,7 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             assert service.notion is not None
             await asyncio.wait_for(service.coordinator.ready.wait(), 60)
             if options.webhooks:
-                await admin.subscribe(f"{service.base_url}/webhooks/notion")
+                await admin.subscribe(f"{service.base_url}/webhooks/notion", verified=True)
             if options.faults:
                 await admin.set_faults(
                     error_rate=0.2,

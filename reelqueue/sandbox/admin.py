@@ -8,9 +8,9 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
   page shared with the integration, the parent POST /v1/databases accepts; the calendar's
   `database_ids`/`data_source_ids` come first, databases made through the API are not listed).
 - `POST /_sandbox/reset` `{"videos"?, "channels"?, "status_type"?, "rps"?, "burst"?,
-  "webhook_window_ms"?, "age_s"?, "queued"?}`: a fresh calendar of Draft entries (the
-  first `queued` of them Queued instead, all created and last edited `age_s` seconds
-  ago, so a test can start from a quiet calendar); a key left out takes the
+  "webhook_window_ms"?, "webhook_retry_scale"?, "age_s"?, "queued"?}`: a fresh calendar of
+  Draft entries (the first `queued` of them Queued instead, all created and last edited
+  `age_s` seconds ago, so a test can start from a quiet calendar); a key left out takes the
   server's configured value (not the previous reset's). Clears faults, stats, cursors and
   subscriptions, and releases hung requests. Database and data source ids stay the same;
   page ids are new (databases made by POST /v1/databases are gone). Returns the info object.
@@ -23,6 +23,15 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
 - `DELETE /_sandbox/pages/{id}` `{"author"?}` (body optional): moves the page to the trash
   (page.deleted). Like Notion, a trashed page still answers GET, with `in_trash: true`, and
   drops out of queries.
+- `POST /_sandbox/pages/{id}/restore` `{"author"?}`: takes the page out of the trash
+  (page.undeleted); returns the page.
+- `POST /_sandbox/pages/{id}/move` `{"parent": {"type": "page_id", "page_id"} |
+  {"type": "data_source_id", "data_source_id"}, "author"?}`: moves the page out of its data
+  source to a parent page, or back into it (page.moved); see `moves`. Returns the page.
+- `PATCH /_sandbox/data_sources/{id}` `{"properties": {...}, "title"?, "author"?}`: the
+  person changing the schema (the body of Notion's PATCH /v1/data_sources/{id}, e.g.
+  `{"Priority": {"name": "Urgency"}, "Topic": null}`); sends data_source.schema_updated and
+  returns `{"updated_properties": [{"id", "name", "action"}]}`.
 - `POST /_sandbox/unshare` `{"page_ids": [...]}`: the pages stop being shared with the
   integration: GET and PATCH answer 404 `object_not_found`, queries leave them out, and no
   events are sent for them.
@@ -30,9 +39,19 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
   "hang_max_ms", "webhook_drop_rate", "webhook_duplicate_rate", "webhook_reorder",
   "webhook_delay_ms": [min, max]}`: replaces the whole fault set (a key left out is no
   fault; `{}` clears); returns the fault set in force.
-- `POST /_sandbox/subscriptions` `{"url", "event_types"?}` -> `{"id", "url",
-  "verification_token", "event_types", "handshake_status"}` once the handshake POST was
-  attempted (`handshake_status` is null when the URL could not be reached).
+- `POST /_sandbox/subscriptions` `{"url", "event_types"?, "verified"?}` -> `{"id", "url",
+  "verification_token", "event_types", "verified", "handshake_status"}` once the handshake
+  POST was attempted (`handshake_status` is null when the URL could not be reached).
+  `event_types` may name any type Notion documents (400 for others). Like Notion's, a
+  subscription sends no event until verified: pass `"verified": true`, or verify it with
+- `POST /_sandbox/subscriptions/{id}/verify` `{"verification_token"}`: Notion's Verify
+  button (400 when the token is not the one the handshake carried; the token is never
+  echoed); returns the subscription. Changes made before it are never sent to it.
+- `GET /_sandbox/stats` -> `{"requests": {"GET /v1/pages/{id}": {"200": n, ...}, ...},
+  "rate_limited", "faults_injected", "hung", "webhooks": {"handshakes", "sent",
+  "delivered", "dropped", "duplicated", "failed", "retried", "abandoned"}}`.
+- `GET /_sandbox/pages` -> `{"pages": [...]}`: every page, trashed and unshared ones too,
+  in creation order, as full Notion page objects.
 - `GET /_sandbox/stats` -> `{"requests": {"GET /v1/pages/{id}": {"200": n, ...}, ...},
   "rate_limited", "faults_injected", "hung", "webhooks": {"handshakes", "sent",
   "delivered", "dropped", "duplicated", "failed", "retried", "abandoned"}}`.
@@ -54,10 +73,12 @@ from reelqueue.sandbox.bodies import read_json_object
 from reelqueue.sandbox.errors import NotionError, validation_error
 from reelqueue.sandbox.faults import FaultSet
 from reelqueue.sandbox.gate import sandbox_state
+from reelqueue.sandbox.moves import move_page, parse_parent
 from reelqueue.sandbox.render import render_page
+from reelqueue.sandbox.schema_events import update_schema
 from reelqueue.sandbox.state import ResetOptions, SandboxState
 from reelqueue.sandbox.store import Page, User
-from reelqueue.sandbox.webhooks import EVENT_TYPES
+from reelqueue.sandbox.webhooks import EVENT_TYPES, unknown_event_types
 
 AdminHandler = Callable[[Request, SandboxState], Awaitable[Any]]
 
@@ -160,14 +181,63 @@ async def subscribe(request: Request, state: SandboxState) -> dict[str, Any]:
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise validation_error("url must be an http(s) URL.")
     types = body.get("event_types")
-    if types is not None and (
-        not isinstance(types, list) or not types or any(t not in EVENT_TYPES for t in types)
-    ):
-        raise validation_error(f"event_types must be a non-empty list of {list(EVENT_TYPES)}.")
+    if types is not None:
+        unknown = unknown_event_types(types)
+        if unknown is None:
+            raise validation_error("event_types must be a non-empty list of event type names.")
+        if unknown:
+            raise validation_error(
+                f"event_types: {unknown} are not Notion webhook event types; "
+                f"choose from {list(EVENT_TYPES)}."
+            )
+    verified = body.get("verified", False)
+    if not isinstance(verified, bool):
+        raise validation_error("verified must be true or false.")
     subscription, status = await state.webhooks.subscribe(
-        url, tuple(types) if types is not None else None
+        url, tuple(types) if types is not None else None, verified
     )
     return {**subscription.to_json(), "handshake_status": status}
+
+
+async def verify(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/subscriptions/{id}/verify."""
+    body = await _body(request)
+    raw_id = str(request.path_params["subscription_id"])
+    try:
+        subscription = state.webhooks.verify(raw_id, body.get("verification_token"))
+    except ValueError as error:
+        raise validation_error(str(error)) from error
+    if subscription is None:
+        raise NotionError(404, "object_not_found", f"Could not find subscription {raw_id}.")
+    return subscription.to_json()
+
+
+async def restore_page(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/pages/{id}/restore."""
+    body = await _body(request)
+    page = state.page_or_404(str(request.path_params["page_id"]), as_person=True)
+    state.update_pages([page], {}, _author(state, body), in_trash=False)
+    return _render(state, page)
+
+
+async def move(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/pages/{id}/move."""
+    body = await _body(request)
+    page = state.page_or_404(str(request.path_params["page_id"]), as_person=True)
+    calendar = state.calendar_of(page)
+    target = parse_parent(body.get("parent"), calendar)
+    move_page(page, target, _author(state, body), calendar, state.webhooks)
+    return _render(state, page)
+
+
+async def change_schema(request: Request, state: SandboxState) -> dict[str, Any]:
+    """PATCH /_sandbox/data_sources/{id}."""
+    body = await _body(request)
+    calendar = state.data_source_or_404(str(request.path_params["data_source_id"]))
+    author = _author(state, body)
+    patch = {key: value for key, value in body.items() if key != "author"}
+    changes = update_schema(calendar, patch, author, state.webhooks)
+    return {"updated_properties": changes}
 
 
 async def stats(request: Request, state: SandboxState) -> dict[str, Any]:
@@ -190,5 +260,9 @@ ROUTES: list[Route] = [
     admin_route("POST", "/_sandbox/unshare", unshare),
     admin_route("POST", "/_sandbox/faults", set_faults),
     admin_route("POST", "/_sandbox/subscriptions", subscribe),
+    admin_route("POST", "/_sandbox/subscriptions/{subscription_id}/verify", verify),
+    admin_route("POST", "/_sandbox/pages/{page_id}/restore", restore_page),
+    admin_route("POST", "/_sandbox/pages/{page_id}/move", move),
+    admin_route("PATCH", "/_sandbox/data_sources/{data_source_id}", change_schema),
     admin_route("GET", "/_sandbox/stats", stats),
 ]

@@ -92,12 +92,26 @@ class SandboxAdmin:
         result: dict[str, Any] = await self._call("POST", "faults", faults)
         return result
 
-    async def subscribe(self, url: str, event_types: Iterable[str] | None = None) -> dict[str, Any]:
-        """POST /_sandbox/subscriptions: the subscription, after its handshake was sent."""
-        body: dict[str, Any] = {"url": url}
+    async def subscribe(
+        self, url: str, event_types: Iterable[str] | None = None, *, verified: bool = False
+    ) -> dict[str, Any]:
+        """POST /_sandbox/subscriptions: the subscription, after its handshake was sent.
+
+        Like Notion's, it sends nothing more until verified: pass `verified=True`, or call
+        `verify` with the token the handshake carried.
+        """
+        body: dict[str, Any] = {"url": url, "verified": verified}
         if event_types is not None:
             body["event_types"] = list(event_types)
         result: dict[str, Any] = await self._call("POST", "subscriptions", body)
+        return result
+
+    async def verify(self, subscription_id: str, verification_token: str) -> dict[str, Any]:
+        """POST /_sandbox/subscriptions/{id}/verify: Notion's Verify button; events flow after."""
+        body = {"verification_token": verification_token}
+        result: dict[str, Any] = await self._call(
+            "POST", f"subscriptions/{subscription_id}/verify", body
+        )
         return result
 
     async def stats(self) -> dict[str, Any]:
@@ -126,6 +140,44 @@ class SandboxAdmin:
         """DELETE /_sandbox/pages/{id}: move the page to the trash (page.deleted)."""
         result: dict[str, Any] = await self._call("DELETE", f"pages/{page_id}", {"author": author})
         return result
+
+    async def restore_page(self, page_id: str, author: str = "person") -> dict[str, Any]:
+        """POST /_sandbox/pages/{id}/restore: take the page out of the trash (page.undeleted)."""
+        result: dict[str, Any] = await self._call(
+            "POST", f"pages/{page_id}/restore", {"author": author}
+        )
+        return result
+
+    async def move_page(
+        self, page_id: str, parent_page_id: str | None, author: str = "person"
+    ) -> dict[str, Any]:
+        """POST /_sandbox/pages/{id}/move: under a parent page, or back into the calendar (None)."""
+        parent = (
+            {"type": "page_id", "page_id": parent_page_id}
+            if parent_page_id is not None
+            else {"type": "data_source_id", "data_source_id": self.data_source_id}
+        )
+        result: dict[str, Any] = await self._call(
+            "POST", f"pages/{page_id}/move", {"parent": parent, "author": author}
+        )
+        return result
+
+    async def change_schema(
+        self,
+        properties: dict[str, Any],
+        author: str = "person",
+        data_source_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """PATCH /_sandbox/data_sources/{id}: rename (`{"name": ...}`) or remove (None) properties.
+
+        The body is that of Notion's PATCH /v1/data_sources/{id}; sends
+        data_source.schema_updated and returns its `updated_properties`.
+        """
+        target = data_source_id or self.data_source_id
+        answer = await self._call(
+            "PATCH", f"data_sources/{target}", {"properties": properties, "author": author}
+        )
+        return list(answer["updated_properties"])
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from reelqueue.sandbox.bodies import read_json_object
-from reelqueue.sandbox.datasource import update_data_source
 from reelqueue.sandbox.errors import shape_error, validation_error
 from reelqueue.sandbox.gate import notion_route
 from reelqueue.sandbox.ids import normalize_id
@@ -25,6 +24,7 @@ from reelqueue.sandbox.render import (
     render_page,
     shows_archived,
 )
+from reelqueue.sandbox.schema_events import update_schema
 from reelqueue.sandbox.state import SandboxState
 from reelqueue.sandbox.store import Calendar, Page
 from reelqueue.sandbox.timestamps import utc_now
@@ -92,7 +92,7 @@ async def patch_data_source(request: Request, state: SandboxState) -> dict[str, 
     """PATCH /v1/data_sources/{id}: add, rename, remove properties; replace select options."""
     calendar = _data_source(request, state)
     body = await read_json_object(request)
-    update_data_source(calendar, body)
+    update_schema(calendar, body, state.workspace.bot, state.webhooks)
     return render_data_source(calendar, state.workspace, archived=legacy(request))
 
 

@@ -13,7 +13,11 @@ class SandboxConfig:
 
     `rps` and `burst` shape the token bucket in front of the /v1 API (the burst is a little
     bigger than a client's own, so network jitter never turns a well-paced client into
-    429s); `webhook_window_ms` is how long edits to one page are aggregated into one event;
+    429s); `webhook_window_ms` is Notion's webhook window (one minute): after a page's first
+    `page.properties_updated`, which goes out at once, its later edits within the window are
+    combined into one event sent when it ends (see `webhook_timing`); `webhook_retry_scale`
+    multiplies Notion's retry schedule of failed deliveries (about a day over 8 attempts), so
+    tests can shrink both;
     `seed` makes ids and fake data repeatable.
     """
 
@@ -25,7 +29,8 @@ class SandboxConfig:
     videos: int = 20
     channels: tuple[str, ...] = ("science", "history")
     status_type: str = "status"
-    webhook_window_ms: int = 300
+    webhook_window_ms: int = 60_000
+    webhook_retry_scale: float = 1.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -43,5 +48,7 @@ class SandboxConfig:
             raise ValueError("channels needs at least one channel id")
         if self.webhook_window_ms < 0:
             raise ValueError("webhook_window_ms must be 0 or more")
+        if self.webhook_retry_scale < 0:
+            raise ValueError("webhook_retry_scale must be 0 or more")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be between 0 and 65535")

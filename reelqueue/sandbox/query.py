@@ -108,6 +108,7 @@ def run_query(
             p
             for p in calendar.pages.values()
             if p.shared
+            and p.moved_to is None
             and p.in_trash == trashed
             and result_type != "data_source"
             and (predicate is None or predicate(p))

@@ -11,6 +11,7 @@ from collections.abc import Collection
 from typing import Any
 
 from reelqueue.sandbox.ids import compact_id, decode_property_id
+from reelqueue.sandbox.moves import moved_out_properties, page_parent
 from reelqueue.sandbox.properties import plain_text, rich_text
 from reelqueue.sandbox.store import Calendar, Page, Workspace
 from reelqueue.sandbox.timestamps import format_page_time
@@ -63,6 +64,8 @@ def render_page(
             continue
         value = _copy(page.values.get(name))
         properties[name] = {"id": prop.id, "type": prop.type, prop.type: value}
+    if page.moved_to is not None:
+        properties = moved_out_properties(page, calendar)
     title = plain_text(page.values.get(calendar.title_property().name) or [])
     answer: dict[str, Any] = {
         "object": "page",
@@ -73,7 +76,7 @@ def render_page(
         "last_edited_by": page.last_edited_by.reference(),
         "cover": _copy(page.cover),
         "icon": _copy(page.icon),
-        "parent": calendar.parent(),
+        "parent": page_parent(page, calendar),
     }
     if archived:
         answer["archived"] = page.in_trash

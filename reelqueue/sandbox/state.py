@@ -23,6 +23,7 @@ from reelqueue.sandbox.datasource import build_schema, title_text
 from reelqueue.sandbox.errors import NotionError, object_not_found, shape_error, validation_error
 from reelqueue.sandbox.faults import FaultSet
 from reelqueue.sandbox.ids import new_id, normalize_id
+from reelqueue.sandbox.moves import event_parent, refuse_writes_outside
 from reelqueue.sandbox.properties import (
     PropertyWrite,
     commit_options,
@@ -37,7 +38,7 @@ from reelqueue.sandbox.seed import draft_values
 from reelqueue.sandbox.stats import Stats
 from reelqueue.sandbox.store import Calendar, Page, User, Workspace
 from reelqueue.sandbox.timestamps import utc_now
-from reelqueue.sandbox.webhooks import WebhookDispatcher, WebhookSource
+from reelqueue.sandbox.webhooks import WebhookDispatcher, WebhookSource, valid_retry_scale
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class ResetOptions:
     webhook_window_ms: int
     age_s: int = 0
     queued: int = 0
+    webhook_retry_scale: float = 1.0
 
     @classmethod
     def from_json(cls, data: Any, config: SandboxConfig) -> ResetOptions:
@@ -77,6 +79,7 @@ class ResetOptions:
             webhook_window_ms=data.get("webhook_window_ms", config.webhook_window_ms),
             age_s=data.get("age_s", 0),
             queued=data.get("queued", 0),
+            webhook_retry_scale=data.get("webhook_retry_scale", config.webhook_retry_scale),
         )
         if not isinstance(options.videos, int) or not 0 <= options.videos <= 100_000:
             raise ValueError("videos must be an integer from 0 to 100000")
@@ -92,6 +95,8 @@ class ResetOptions:
             raise ValueError("burst must be an integer of at least 1")
         if not isinstance(options.webhook_window_ms, int) or options.webhook_window_ms < 0:
             raise ValueError("webhook_window_ms must be an integer of 0 or more")
+        if not valid_retry_scale(options.webhook_retry_scale):
+            raise ValueError("webhook_retry_scale must be a number of 0 or more")
         if not isinstance(options.age_s, int) or options.age_s < 0:
             raise ValueError("age_s must be an integer of 0 or more")
         if not isinstance(options.queued, int) or not 0 <= options.queued <= options.videos:
@@ -124,6 +129,7 @@ class SandboxState:
             random.Random(self.config.seed + 2),
             lambda: self.faults,
             self.config.webhook_window_ms,
+            self.config.webhook_retry_scale,
         )
         self._hang_release = asyncio.Event()
         self.calendar = self._build_calendar(ResetOptions.from_json({}, self.config))
@@ -164,6 +170,7 @@ class SandboxState:
         self.cursors.clear()
         self.webhooks.clear()
         self.webhooks.window_ms = options.webhook_window_ms
+        self.webhooks.retry_scale = options.webhook_retry_scale
         self.release_hung()
 
     def release_hung(self) -> None:
@@ -300,6 +307,7 @@ class SandboxState:
             raise validation_error("The pages of one edit must belong to one data source.")
         calendar = self.calendar_of(pages[0]) if pages else self.calendar
         writes = parse_writes(calendar, properties if properties is not None else {})
+        refuse_writes_outside(pages, properties)
         for page in pages:
             if page.in_trash and in_trash is not False:
                 raise validation_error(
@@ -327,7 +335,7 @@ class SandboxState:
             page.in_trash = in_trash
         if not page.shared:
             return
-        parent = self.calendar_of(page).event_parent()
+        parent = event_parent(page, self.calendar_of(page))
         if changed:
             self.webhooks.record(
                 page.id, "page.properties_updated", parent, author.author(), now, changed

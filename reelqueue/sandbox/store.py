@@ -76,6 +76,7 @@ class Page:
     """One row of the calendar. `values` maps property name to the value part only.
 
     Times are kept exact; they are floored to the minute where Notion shows or filters them.
+    `moved_to` is the parent page it was moved under, out of its data source (see `moves`).
     """
 
     id: str
@@ -90,6 +91,7 @@ class Page:
     icon: Any = None
     cover: Any = None
     data_source_id: str = ""
+    moved_to: str | None = None
 
 
 @dataclass

@@ -149,11 +149,21 @@ async def _restore(capture: Capture) -> None:
     answer.raise_for_status()
 
 
+async def _move_out(capture: Capture) -> None:
+    await capture.admin.move_page(capture.created_id, capture.ids["parent_page_id"])
+
+
+async def _rename_property(capture: Capture) -> None:
+    await capture.admin.change_schema({"SDK Notes": {"name": "SDK Remarks"}})
+
+
 WEBHOOKS: list[tuple[str, Trigger]] = [
     ("page.properties_updated", _edit_status),
     ("page.created", _create),
     ("page.deleted", _delete),
     ("page.undeleted", _restore),
+    ("page.moved", _move_out),
+    ("data_source.schema_updated", _rename_property),
 ]
 
 # Top-level keys Notion adds to every JSON answer that the SDK's response types leave out

@@ -91,7 +91,7 @@ async def test_with_every_webhook_lost_the_poller_still_queues_all(
     service = await start_service(poll_interval_s=3.0)
     await ready(service)
     await sandbox.set_faults(webhook_drop_rate=1.0)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await sandbox.subscribe(f"{service.base_url}/webhooks/notion", verified=True)
     pages = await page_ids(sandbox)
     await sandbox.edit(pages, QUEUED)
     await until(lambda: _all_in(database_url, pages), within_s=3.0 + 5)

@@ -44,7 +44,7 @@ async def test_a_gate_opened_in_notion_lets_the_task_continue(
     )  # fmt: skip
     await ready(service)
     await sandbox.set_faults(webhook_drop_rate=1.0)
-    await sandbox.subscribe(f"{service.base_url}/webhooks/notion")
+    await sandbox.subscribe(f"{service.base_url}/webhooks/notion", verified=True)
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], {"Status": {"status": {"name": "Queued"}}})
     await until(lambda: shows(sandbox, page, "Assets Ready"), within_s=20)
