@@ -135,6 +135,12 @@ def create_app(state: WebState) -> FastAPI:
         ["outcome"],
         registry=state.registry,
     )
+    refusals = Counter(
+        "reelqueue_webhook_refusals",
+        "Signed webhook deliveries refused, by likely cause",
+        ["cause"],
+        registry=state.registry,
+    )
 
     @app.post("/webhooks/notion")
     async def notion_webhook(request: Request) -> Response:
@@ -154,7 +160,7 @@ def create_app(state: WebState) -> FastAPI:
                 return JSONResponse({"status": Verdict.HANDSHAKE.value})
             key = await state.keys.match(raw, signature)
             if key is None:
-                await state.keys.refuse(raw, signature)
+                refusals.labels((await state.keys.refuse(raw, signature)).value).inc()
                 verdicts.labels("bad_signature").inc()
                 return _error(401, "X-Notion-Signature does not match the body")
             try:

@@ -129,7 +129,9 @@ class WebhookKeys:
     engine: AsyncEngine
     configured: str | None = None
     log_every_s: float = 60.0
+    max_age_s: float = 2.0
     _book: TokenBook | None = None
+    _read_at: float = 0.0
     _recorded: dict[tuple[str, str], float] = field(default_factory=dict)
     _limiter: LogLimiter = field(init=False)
 
@@ -138,11 +140,19 @@ class WebhookKeys:
         register_secret(self.configured)
 
     async def book(self, *, refresh: bool = False) -> TokenBook:
-        """The stored tokens (cached; `refresh` reads them again)."""
-        if self._book is None or refresh:
+        """The stored tokens (cached for `max_age_s`, so a token forgotten elsewhere stops
+        working soon; `refresh` reads them at once).
+
+        Accepted tokens are registered as secrets for the log scrubber; candidates are not
+        (anyone can POST one, and the scrubber's list must stay short), and are never
+        logged by value anyway.
+        """
+        stale = time.monotonic() - self._read_at > self.max_age_s
+        if self._book is None or refresh or stale:
             async with self.engine.connect() as conn:
                 self._book = await load_tokens(conn)
-            for stored in self._book.tokens:
+            self._read_at = time.monotonic()
+            for stored in self._book.accepted:
                 register_secret(stored.token)
         return self._book
 
@@ -193,7 +203,6 @@ class WebhookKeys:
 
     async def keep_handshake(self, token: str) -> HandshakeOutcome:
         """Store a handshake's token (accepted, or kept aside) and say so in the log."""
-        register_secret(token)
         async with self.engine.begin() as conn:
             outcome = await receive_handshake(conn, token, configured=self.configured)
         await self.book(refresh=True)

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 
 from reelqueue.ingest.webhook_tokens import LEGACY_TOKEN_KEY, token_id
 from reelqueue.sandbox import SandboxAdmin
-from tests.cli.helpers import cli_env, reelqueue
-from tests.fixtures.service import StartService, fetchval, ready
+from tests.cli.helpers import cli_env, one_line_error, reelqueue
+from tests.fixtures.service import StartService, fetchval, ready, until
 from tests.web.helpers import deliver, handshake, sign
 
 REAL = "secret_real_subscription_token"
@@ -73,6 +73,23 @@ async def test_a_strangers_handshake_waits_for_accept_and_never_replaces_the_tok
     verified = {s["subscription_id"]: r["id"] for r in rows for s in r["subscriptions"]}
     assert verified == {"sub-studio": token_id(REAL), "sub-other": waiting}
     assert {r["state"] for r in rows} == {"accepted"}
+
+    await cli(tmp_path, database_url, "webhook", "token", "--forget", waiting)
+
+    async def refused_again() -> bool:
+        return (await deliver(service, STRANGER, "sub-other", page)).status_code == 401
+
+    await until(refused_again, within_s=10, every_s=0.2)
+    unknown = await asyncio.to_thread(
+        reelqueue,
+        *("webhook", "token", "--accept", "0123456789ab"),
+        env=cli_env(tmp_path, DATABASE_URL=database_url),
+    )
+    assert unknown.returncode == 2
+    assert "no stored webhook token has the id 0123456789ab" in one_line_error(unknown.stderr)
+    async with httpx.AsyncClient(base_url=service.base_url) as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'reelqueue_webhook_refusals_total{cause="candidate_waiting"} 1.0' in metrics
 
 
 async def test_until_a_token_verifies_a_delivery_each_new_handshake_is_taken(
