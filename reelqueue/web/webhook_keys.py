@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.ingest.webhook_tokens import (
@@ -238,14 +239,19 @@ class WebhookKeys:
         if last is not None and now - last < _RECORD_EVERY_S:
             return
         self._recorded[(key.token_id, subscription)] = now
-        async with self.engine.begin() as conn:
-            await record_verification(
-                conn,
-                key.token_id,
-                subscription,
-                workspace_id=_short(body.get("workspace_id")),
-                workspace_name=_short(body.get("workspace_name")),
-            )
+        try:
+            async with self.engine.begin() as conn:
+                await record_verification(
+                    conn,
+                    key.token_id,
+                    subscription,
+                    workspace_id=_short(body.get("workspace_id")),
+                    workspace_name=_short(body.get("workspace_name")),
+                )
+        except SQLAlchemyError as exc:  # the delivery itself is taken; try again next time
+            del self._recorded[(key.token_id, subscription)]
+            log.warning("could not record a verified subscription", error=type(exc).__name__)
+            return
         if last is None:
             log.info(
                 "webhook subscription verified a delivery",
