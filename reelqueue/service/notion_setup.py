@@ -18,6 +18,7 @@ from reelqueue.calendar import (
 from reelqueue.config import Channels, Settings
 from reelqueue.errors import UserError
 from reelqueue.notion import (
+    InvalidNotionId,
     NotionAPIError,
     NotionClient,
     NotionNotFound,
@@ -164,7 +165,10 @@ async def create_calendar(
 ) -> NotionReport:
     """Create a content calendar under a page: every property, Status a select of every label."""
     table = StatusTable(settings.status_labels)
-    parent_id = normalize_id(parent)
+    try:
+        parent_id = normalize_id(parent)
+    except InvalidNotionId as exc:
+        raise UserError(f"--parent: {exc}") from None
     rich_title = calendar_title(title)
     properties = calendar_properties(PropertyNames(), table, _channel_ids(channels))
     async with _client(settings, calendars=False) as notion:

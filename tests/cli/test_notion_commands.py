@@ -200,8 +200,8 @@ async def test_create_calendar_makes_a_calendar_that_check_finds_ready(
 @pytest.mark.parametrize(
     ("parent", "override", "expected"),
     [
-        ("not-a-page", {}, "not a Notion id"),
-        ("https://example.com/a-page", {}, "not a Notion id"),
+        ("not-a-page", {}, "--parent: 'not-a-page' is not a Notion id"),
+        ("https://example.com/a-page", {}, "--parent: 'https://example.com/a-page' is not a"),
         ("0000000000004000800000000000beef", {}, "not shared with the integration"),
         (None, {"notion_token": SecretStr("secret_wrong")}, "Notion rejected NOTION_TOKEN"),
         (None, {"notion_token": None}, "NOTION_TOKEN is not set"),

@@ -169,6 +169,29 @@ def test_a_status_type_status_is_never_patched_and_its_options_are_named_by_grou
     assert len(named) == 18
 
 
+@given(st.sets(st.sampled_from(StatusTable(SHORT_LABELS).labels)))
+def test_hand_instructions_name_exactly_the_missing_options_each_in_its_group(
+    present: set[str],
+) -> None:
+    table = StatusTable(SHORT_LABELS)
+    ds = data_source(Status={"id": "st", "type": "status", "status": options(*present)})
+    report = check_schema(ds, PropertyNames(), table.labels, CHANNELS)
+    lines = status_instructions(report, PropertyNames(), table)
+    missing = [label for label in table.labels if label not in present]
+    if not missing:
+        assert lines == []
+        return
+    named: dict[str, str] = {}
+    for line in lines[1:]:
+        group, labels = line.strip().split(": ", 1)
+        for label in labels.split(", "):
+            named[label] = group
+    assert list(named) == sorted(
+        missing, key=lambda x: ("To-do", "In progress", "Complete").index(table.group(x))
+    )
+    assert all(table.group(label) == group for label, group in named.items())
+
+
 def test_check_lists_every_gap_optional_ones_included() -> None:
     report = check_schema(
         data_source(
