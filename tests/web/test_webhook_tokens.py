@@ -11,8 +11,9 @@ from typing import Any
 import httpx
 import structlog
 from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from reelqueue.ingest.webhook_tokens import LEGACY_TOKEN_KEY, token_id
+from reelqueue.ingest.webhook_tokens import LEGACY_TOKEN_KEY, accept_token, load_tokens, token_id
 from reelqueue.sandbox import SandboxAdmin
 from tests.cli.helpers import cli_env, one_line_error, reelqueue
 from tests.fixtures.service import StartService, fetchval, ready, until
@@ -28,6 +29,11 @@ async def cli(tmp_path: Path, database_url: str, *args: str, **env: str) -> str:
     result = await asyncio.to_thread(reelqueue, *args, env=environment)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def topic(text: str) -> dict[str, Any]:
+    """A Topic edit, as a person makes it."""
+    return {"Topic": {"rich_text": [{"type": "text", "text": {"content": text}}]}}
 
 
 def refusals(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
@@ -159,3 +165,49 @@ async def test_a_token_kept_before_the_upgrade_stays_accepted_and_trusted(
     assert (await deliver(service, REAL, "sub-a", page)).json()["status"] == "queued"
     await handshake(service, STRANGER)
     assert (await deliver(service, STRANGER, "sub-b", page)).status_code == 401
+
+
+async def test_two_sandbox_subscriptions_each_keep_their_own_token(
+    sandbox: SandboxAdmin, start_service: StartService, engine: AsyncEngine
+) -> None:
+    service = await start_service()
+    await ready(service)
+    url = f"{service.base_url}/webhooks/notion"
+    pages = [p["id"] for p in await sandbox.pages()]
+    first = await sandbox.subscribe(url)
+    await sandbox.verify(first["id"], first["verification_token"])
+    await sandbox.edit(pages[:1], topic("edit 0"))
+
+    async def verified_by() -> dict[str, str]:
+        async with engine.connect() as conn:
+            book = await load_tokens(conn)
+        return {s: t.id for t in book.accepted for s in t.subscriptions}
+
+    async def first_verified() -> bool:
+        return first["id"] in await verified_by()
+
+    await until(first_verified, within_s=10)
+    with structlog.testing.capture_logs() as logs:
+        second = await sandbox.subscribe(url)
+        await sandbox.verify(second["id"], second["verification_token"])
+        await sandbox.edit(pages[1:2], topic("edit 1"))
+
+        async def second_refused() -> bool:
+            return bool(refusals(logs))
+
+        await until(second_refused, within_s=10)
+    waiting = token_id(second["verification_token"])
+    assert refusals(logs)[0]["cause"] == "candidate_waiting"
+    assert refusals(logs)[0]["claimed_subscription_id"] == second["id"]
+
+    async with engine.begin() as conn:
+        await accept_token(conn, waiting)
+    await sandbox.edit(pages[2:3], topic("edit 2"))
+
+    async def both_verified() -> bool:
+        return await verified_by() == {
+            first["id"]: token_id(first["verification_token"]),
+            second["id"]: waiting,
+        }
+
+    await until(both_verified, within_s=10)
