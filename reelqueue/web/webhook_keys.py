@@ -9,6 +9,7 @@ tokens only by their id (a hash prefix), never by value.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -133,6 +134,8 @@ class WebhookKeys:
     max_age_s: float = 2.0
     _book: TokenBook | None = None
     _read_at: float = 0.0
+    _read_started: float = 0.0
+    _reading: asyncio.Lock = field(default_factory=asyncio.Lock)
     _recorded: dict[tuple[str, str], float] = field(default_factory=dict)
     _limiter: LogLimiter = field(init=False)
 
@@ -148,8 +151,13 @@ class WebhookKeys:
         (anyone can POST one, and the scrubber's list must stay short), and are never
         logged by value anyway.
         """
-        stale = time.monotonic() - self._read_at > self.max_age_s
-        if self._book is None or refresh or stale:
+        asked = time.monotonic()
+        if self._book is not None and not refresh and asked - self._read_at <= self.max_age_s:
+            return self._book
+        async with self._reading:
+            if self._book is not None and self._read_started >= asked:
+                return self._book  # read by another request after this one asked: fresh enough
+            self._read_started = time.monotonic()
             async with self.engine.connect() as conn:
                 self._book = await load_tokens(conn)
             self._read_at = time.monotonic()
@@ -157,21 +165,20 @@ class WebhookKeys:
                 register_secret(stored.token)
         return self._book
 
-    def _accepted(self, book: TokenBook) -> list[tuple[str, str, bool]]:
-        keys = [(stored.id, stored.token, False) for stored in book.accepted]
-        if self.configured:
-            keys.insert(0, (CONFIGURED_ID, self.configured, True))
-        return keys
-
     async def match(self, raw: bytes, header: str | None) -> KeyMatch | None:
-        """The accepted token that signed `raw`, reading the stored ones again before a no."""
+        """The accepted token that signed `raw`, reading the stored ones again before a no.
+
+        Requests that find no match at the same moment share one read of the database.
+        """
         if header is None or not _SIGNATURE.fullmatch(header.strip()):
             return None
         digest = header.strip().removeprefix("sha256=").lower()
+        if self.configured and _matches(self.configured, raw, digest):
+            return KeyMatch(CONFIGURED_ID, True)
         for refresh in (False, True):
-            for id_, token, configured in self._accepted(await self.book(refresh=refresh)):
-                if _matches(token, raw, digest):
-                    return KeyMatch(id_, configured)
+            for stored in (await self.book(refresh=refresh)).accepted:
+                if _matches(stored.token, raw, digest):
+                    return KeyMatch(stored.id, False)
         return None
 
     async def refuse(self, raw: bytes, header: str | None) -> MismatchCause:
