@@ -90,7 +90,8 @@ async def main() -> None:
     parser.add_argument("--callers", type=int, default=50)
     args = parser.parse_args()
     configure_logging("error", "json")
-    with SandboxServer(SandboxConfig(rps=RATE, burst=SANDBOX_BURST)) as sandbox:
+    config = SandboxConfig(rate_model="bucket", rps=RATE, burst=SANDBOX_BURST)
+    with SandboxServer(config) as sandbox:
         ours = await measure("reelqueue", sandbox, args.requests, args.callers)
         print(json.dumps(ours), flush=True)
         bare = await measure("official_sdk_alone", sandbox, args.requests, args.callers)

@@ -117,7 +117,8 @@ async def main() -> None:
         database_url = await ensure_database(server, f"bench_{uuid.uuid4().hex[:8]}")
         channels = Path(tmp) / "channels.yaml"
         channels.write_text(CHANNELS)
-        with SandboxServer(SandboxConfig(videos=20, rps=1000, burst=1000)) as sandbox:
+        config = SandboxConfig(videos=20, rate_model="bucket", rps=1000, burst=1000)
+        with SandboxServer(config) as sandbox:
             admin = SandboxAdmin(sandbox.base_url)
             info = await admin.info()
             page_ids = [p["id"] for p in await admin.pages()]

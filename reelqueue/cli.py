@@ -480,32 +480,73 @@ def sandbox(
     status_type: Annotated[
         str, typer.Option(help="Type of the Status property: status or select.")
     ] = "status",
-    rps: Annotated[float, typer.Option(help="Rate limit, requests per second.")] = 3.0,
-    burst: Annotated[int, typer.Option(help="Requests allowed at once above the rate.")] = 6,
+    rate_model: Annotated[
+        str,
+        typer.Option(
+            help="Per-token limit: window (Notion's current: a budget per window) or bucket "
+            "(its older one: requests per second with bursts)."
+        ),
+    ] = "window",
+    budget: Annotated[
+        int | None, typer.Option(help="Window model: requests per window per token [180].")
+    ] = None,
+    window_s: Annotated[
+        float | None, typer.Option(help="Window model: seconds of a window [60].")
+    ] = None,
+    rps: Annotated[
+        float | None, typer.Option(help="Bucket model: requests per second per token [3].")
+    ] = None,
+    burst: Annotated[
+        int | None, typer.Option(help="Bucket model: requests allowed at once above the rate [6].")
+    ] = None,
+    workspace_budget: Annotated[
+        int, typer.Option(help="Requests per workspace window shared by all tokens (0: no limit).")
+    ] = 1080,
+    workspace_window_s: Annotated[
+        float, typer.Option(help="Seconds of the workspace window.")
+    ] = 120.0,
+    latency_ms: Annotated[
+        str, typer.Option(help="Time every /v1 request takes, in ms: 200, or a range 150-600.")
+    ] = "0",
     token: Annotated[str, typer.Option(help="The token clients must send.")] = (
         "secret_sandbox_token"
     ),
 ) -> None:
     """Serve a local emulator of the Notion API, seeded with a content calendar."""
     from reelqueue.sandbox import SandboxConfig, serve
+    from reelqueue.sandbox.ratelimit import parse_latency_text
 
     if status_type not in {"status", "select"}:
         raise UserError(f"--status-type must be 'status' or 'select' (got {status_type!r})")
     names = tuple(c.strip() for c in channels.split(",") if c.strip())
     if not names:
         raise UserError("--channels needs at least one channel id, e.g. science,history")
-    configure_logging()
-    serve(
-        SandboxConfig(
+    if rate_model not in {"window", "bucket"}:
+        raise UserError(f"--rate-model must be 'window' or 'bucket' (got {rate_model!r})")
+    if rate_model == "window" and (rps is not None or burst is not None):
+        raise UserError("--rps and --burst shape the bucket model: add --rate-model bucket")
+    if rate_model == "bucket" and (budget is not None or window_s is not None):
+        raise UserError("--budget and --window-s shape the window model: drop --rate-model bucket")
+    try:
+        config = SandboxConfig(
             port=port,
             videos=videos,
             channels=names,
             status_type=status_type,
-            rps=rps,
-            burst=burst,
+            rate_model=rate_model,
+            budget=180 if budget is None else budget,
+            window_s=60.0 if window_s is None else window_s,
+            rps=3.0 if rps is None else rps,
+            burst=6 if burst is None else burst,
+            workspace_budget=workspace_budget,
+            workspace_window_s=workspace_window_s,
+            latency_ms=parse_latency_text(latency_ms),
             token=token,
         )
-    )
+    except ValueError as error:
+        raise UserError(f"sandbox settings: {error}") from error
+    configure_logging()
+    serve(config)
 
 
 @app.command()

@@ -13,7 +13,12 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
   `age_s` seconds ago, so a test can start from a quiet calendar); a key left out takes the
   server's configured value (not the previous reset's). Clears faults, stats, cursors and
   subscriptions, and releases hung requests. Database and data source ids stay the same;
-  page ids are new (databases made by POST /v1/databases are gone). Returns the info object.
+  page ids are new (databases made by POST /v1/databases are gone).
+  Returns the info object. It also takes the /v1 request limits:
+  `"rate_model"?: "window"|"bucket"`, `"budget"?, "window_s"?` (window), `"rps"?,
+  "burst"?` (bucket), `"workspace_budget"?` (0: none), `"workspace_window_s"?` and
+  `"latency_ms"?: ms | [low, high]`; it drops the tokens issued by `/_sandbox/tokens` and
+  lifts a forced workspace limit.
 - `POST /_sandbox/edit` `{"page_ids": [...], "properties": {...}, "author"?: "person"|"bot"}`:
   a person (by default) editing several rows at once on the board. Validated like a PATCH
   (all pages and values, before any change); emits the webhooks; returns `{"pages": [...]}`
@@ -52,15 +57,18 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
   "delivered", "dropped", "duplicated", "failed", "retried", "abandoned"}}`.
 - `GET /_sandbox/pages` -> `{"pages": [...]}`: every page, trashed and unshared ones too,
   in creation order, as full Notion page objects.
-- `GET /_sandbox/stats` -> `{"requests": {"GET /v1/pages/{id}": {"200": n, ...}, ...},
-  "rate_limited", "faults_injected", "hung", "webhooks": {"handshakes", "sent",
-  "delivered", "dropped", "duplicated", "failed", "retried", "abandoned"}}`.
-- `GET /_sandbox/pages` -> `{"pages": [...]}`: every page, trashed and unshared ones too,
-  in creation order, as full Notion page objects.
+- `POST /_sandbox/tokens` -> `{"token"}`: a new token of the same workspace (another
+  connection), accepted by /v1 like the configured one, with its own connection budget but
+  sharing the workspace limit; it lasts until the next reset.
+- `POST /_sandbox/workspace_limit` `{"retry_after_s"}` -> `{"retry_after_s"}`: for that many
+  seconds every /v1 request of the workspace, from any token, is answered 429 with
+  `rate_limit_reason` "workspace_rate_limit" and the whole seconds left as Retry-After
+  (0 lifts it).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -250,6 +258,24 @@ async def pages(request: Request, state: SandboxState) -> dict[str, Any]:
     return {"pages": [_render(state, page) for page in state.calendar.pages.values()]}
 
 
+async def issue_token(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/tokens."""
+    return {"token": state.limiter.add_connection()}
+
+
+async def workspace_limit(request: Request, state: SandboxState) -> dict[str, Any]:
+    """POST /_sandbox/workspace_limit."""
+    seconds = (await _body(request)).get("retry_after_s")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not 0 <= seconds <= 86_400
+    ):
+        raise validation_error("retry_after_s must be a number of seconds from 0 to 86400.")
+    state.limiter.hold_workspace(float(seconds))
+    return {"retry_after_s": math.ceil(state.limiter.workspace_hold_s())}
+
+
 ROUTES: list[Route] = [
     admin_route("GET", "/_sandbox/info", info),
     admin_route("POST", "/_sandbox/reset", reset),
@@ -265,4 +291,6 @@ ROUTES: list[Route] = [
     admin_route("POST", "/_sandbox/pages/{page_id}/move", move),
     admin_route("PATCH", "/_sandbox/data_sources/{data_source_id}", change_schema),
     admin_route("GET", "/_sandbox/stats", stats),
+    admin_route("POST", "/_sandbox/tokens", issue_token),
+    admin_route("POST", "/_sandbox/workspace_limit", workspace_limit),
 ]

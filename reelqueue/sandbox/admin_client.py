@@ -73,7 +73,11 @@ class SandboxAdmin:
         return self._info
 
     async def reset(self, **options: Any) -> dict[str, Any]:
-        """POST /_sandbox/reset: videos, channels, status_type, rps, burst, webhook_window_ms."""
+        """POST /_sandbox/reset: videos, channels, status_type, webhook_window_ms, ... and the
+        request limits (rate_model, budget, window_s, rps, burst, workspace_budget,
+        workspace_window_s, latency_ms: a number or a (low, high) pair)."""
+        if isinstance(options.get("latency_ms"), tuple):
+            options["latency_ms"] = list(options["latency_ms"])
         if "channels" in options:
             options["channels"] = list(options["channels"])
         self._info = await self._call("POST", "reset", options)
@@ -178,6 +182,18 @@ class SandboxAdmin:
             "PATCH", f"data_sources/{target}", {"properties": properties, "author": author}
         )
         return list(answer["updated_properties"])
+
+    async def issue_token(self) -> str:
+        """POST /_sandbox/tokens: another token (connection) of the same workspace."""
+        return str((await self._call("POST", "tokens"))["token"])
+
+    async def hold_workspace(self, retry_after_s: float) -> int:
+        """POST /_sandbox/workspace_limit: 429 every request of the workspace for that long.
+
+        Returns the whole seconds of the hold; 0 lifts it.
+        """
+        answer = await self._call("POST", "workspace_limit", {"retry_after_s": retry_after_s})
+        return int(answer["retry_after_s"])
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

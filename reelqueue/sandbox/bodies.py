@@ -7,12 +7,27 @@ from typing import Any
 
 from starlette.requests import Request
 
-from reelqueue.sandbox.errors import invalid_json, shape_error
+from reelqueue.sandbox.errors import body_too_large, invalid_json, shape_error
+
+# Notion's Request limits page: "payloads have a max size of ... 500KB overall"; the service
+# has been seen answering a bigger body with HTTP 413.
+MAX_BODY_BYTES = 500_000
 
 
 def _reject_constant(name: str) -> Any:
     """NaN and Infinity are not JSON; Notion's parser refuses them."""
     raise ValueError(f"{name} is not valid JSON")
+
+
+async def refuse_oversized(request: Request) -> None:
+    """Raise Notion's 413 when the body is over 500 KB (by Content-Length, else as read)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise body_too_large(int(declared), MAX_BODY_BYTES)
+    if not declared.isdigit():
+        size = len(await request.body())
+        if size > MAX_BODY_BYTES:
+            raise body_too_large(size, MAX_BODY_BYTES)
 
 
 async def read_json_object(request: Request, *, required: bool = True) -> dict[str, Any]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reelqueue.sandbox.ratelimit import WINDOW, RequestLimits
+
 STATUS_TYPES = ("status", "select")
 
 
@@ -11,9 +13,13 @@ STATUS_TYPES = ("status", "select")
 class SandboxConfig:
     """Settings of one sandbox; `/_sandbox/reset` falls back to these for keys it is not given.
 
-    `rps` and `burst` shape the token bucket in front of the /v1 API (the burst is a little
-    bigger than a client's own, so network jitter never turns a well-paced client into
-    429s); `webhook_window_ms` is Notion's webhook window (one minute): after a page's first
+    `rate_model` picks how each connection (token) is limited: "window" (Notion's current
+    limit: `budget` requests per `window_s` seconds, at any pace) or "bucket" (its older one:
+    `rps` a second with bursts of `burst`; give a burst a little bigger than a client's own, so
+    network jitter never turns a well-paced client into 429s). `workspace_budget` requests per
+    `workspace_window_s` are shared by every token of the workspace (0: no such limit), and
+    every /v1 request takes `latency_ms` (low, high) milliseconds.
+    `webhook_window_ms` is Notion's webhook window (one minute): after a page's first
     `page.properties_updated`, which goes out at once, its later edits within the window are
     combined into one event sent when it ends (see `webhook_timing`); `webhook_retry_scale`
     multiplies Notion's retry schedule of failed deliveries (about a day over 8 attempts), so
@@ -24,8 +30,14 @@ class SandboxConfig:
     token: str = "secret_sandbox_token"
     host: str = "127.0.0.1"
     port: int = 0
+    rate_model: str = WINDOW
+    budget: int = 180
+    window_s: float = 60.0
     rps: float = 3.0
     burst: int = 6
+    workspace_budget: int = 0
+    workspace_window_s: float = 60.0
+    latency_ms: tuple[float, float] = (0.0, 0.0)
     videos: int = 20
     channels: tuple[str, ...] = ("science", "history")
     status_type: str = "status"
@@ -38,10 +50,7 @@ class SandboxConfig:
             raise ValueError("token must be a non-empty string")
         if self.status_type not in STATUS_TYPES:
             raise ValueError(f"status_type must be 'status' or 'select', not {self.status_type!r}")
-        if self.rps <= 0:
-            raise ValueError("rps must be greater than 0")
-        if self.burst < 1:
-            raise ValueError("burst must be at least 1")
+        self.limits  # noqa: B018 - validates the rate limit and latency settings
         if self.videos < 0:
             raise ValueError("videos must be 0 or more")
         if not self.channels:
@@ -52,3 +61,17 @@ class SandboxConfig:
             raise ValueError("webhook_retry_scale must be 0 or more")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be between 0 and 65535")
+
+    @property
+    def limits(self) -> RequestLimits:
+        """The rate limits and latency of /v1 requests these settings describe."""
+        return RequestLimits(
+            rate_model=self.rate_model,
+            budget=self.budget,
+            window_s=self.window_s,
+            rps=self.rps,
+            burst=self.burst,
+            workspace_budget=self.workspace_budget,
+            workspace_window_s=self.workspace_window_s,
+            latency_ms=self.latency_ms,
+        )

@@ -108,20 +108,43 @@ def missing_version() -> NotionError:
     )
 
 
-def rate_limited(retry_after_s: int) -> NotionError:
-    """A 429 `rate_limited` with an integer Retry-After header."""
+def rate_limited(retry_after_s: int, reason: str | None = None) -> NotionError:
+    """A 429 `rate_limited` with an integer Retry-After header and, when given, the limit hit."""
     return NotionError(
         429,
         "rate_limited",
         "You have been rate limited. Please try again in a few minutes.",
+        additional_data={"rate_limit_reason": reason} if reason is not None else None,
         headers={"Retry-After": str(retry_after_s)},
     )
 
 
-def fault_error(status: int) -> NotionError:
-    """The error Notion sends for an injected transient failure of this status."""
+def invalid_version(value: str, accepted: tuple[str, ...]) -> NotionError:
+    """A 400 for a Notion-Version Notion does not know, listing the ones it accepts."""
+    *head, last = (f'"{version}"' for version in accepted)
+    return validation_error(
+        f"Notion-Version header failed validation: Notion-Version header should be "
+        f"{', '.join(head)}, or {last}, instead was `{json.dumps(value)}`."
+    )
+
+
+def body_too_large(size: int, limit: int) -> NotionError:
+    """A 413 for a request body over Notion's size limit."""
+    return NotionError(
+        413,
+        "validation_error",
+        f"Request body too large: {size} bytes, the limit is {limit} bytes (500 KB).",
+    )
+
+
+def fault_error(status: int, retry_after_s: int | None = None) -> NotionError:
+    """The error Notion sends for an injected transient failure of this status.
+
+    A 529 `service_overload` carries an integer Retry-After, as Notion's do.
+    """
     code, message = FAULT_ERRORS[status]
-    return NotionError(status, code, message)
+    headers = {"Retry-After": str(retry_after_s)} if status == 529 and retry_after_s else None
+    return NotionError(status, code, message, headers=headers)
 
 
 def object_not_found(

@@ -22,7 +22,9 @@ class FaultSet:
     """The faults in force. Rates are probabilities in [0, 1]; times are milliseconds.
 
     `status_codes` are the errors `error_rate` picks from (default: every transient one);
-    a hung request is answered 504 after `hang_max_ms` unless the client gave up first.
+    an injected 529 carries `Retry-After: overload_retry_after_s`, as Notion's do; a hung
+    request is answered 504 after `hang_max_ms` unless the client gave up first. `latency_ms`
+    comes on top of the latency every request has (`latency_ms` of the reset).
     """
 
     error_rate: float = 0.0
@@ -30,6 +32,7 @@ class FaultSet:
     latency_ms: float = 0.0
     hang_rate: float = 0.0
     hang_max_ms: float = DEFAULT_HANG_MAX_MS
+    overload_retry_after_s: int = 1
     webhook_drop_rate: float = 0.0
     webhook_duplicate_rate: float = 0.0
     webhook_reorder: bool = False
@@ -50,6 +53,11 @@ class FaultSet:
         for key in ("latency_ms", "hang_max_ms"):
             if key in data:
                 values[key] = _number(data, key, 0.0, 3_600_000.0)
+        if "overload_retry_after_s" in data:
+            seconds = data["overload_retry_after_s"]
+            if not _is_number(seconds) or not isinstance(seconds, int) or not 1 <= seconds <= 3600:
+                raise ValueError("overload_retry_after_s must be an integer from 1 to 3600")
+            values["overload_retry_after_s"] = seconds
         if "status_codes" in data:
             codes = data["status_codes"]
             if (

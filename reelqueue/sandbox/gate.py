@@ -1,8 +1,10 @@
-"""What every /v1 request passes before its handler: auth, version, rate limit, faults.
+"""What every /v1 request passes before its handler: latency, size, auth, version, limits, faults.
 
-The order is Notion's as far as it shows: a bad token is refused first (and costs no rate
-budget), then a missing Notion-Version, then the rate limit; injected faults come last, so
-a faulted request counts against the rate budget but never reaches its handler.
+Every request first takes the configured latency (asyncio.sleep, so requests in flight overlap
+as on a real server). Then, in Notion's order as far as it shows: a body over 500 KB is
+refused 413 (before auth, as by a front proxy); a bad token is refused next (and costs no rate
+budget); then a missing or unknown Notion-Version; then the rate limits. Injected faults come
+last, so a faulted request counts against the rate budget but never reaches its handler.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from reelqueue.sandbox.bodies import refuse_oversized
 from reelqueue.sandbox.errors import (
     NotionError,
     fault_error,
+    invalid_version,
     missing_version,
     rate_limited,
     unauthorized,
@@ -28,6 +32,18 @@ from reelqueue.sandbox.state import SandboxState
 
 Handler = Callable[[Request, SandboxState], Awaitable[dict[str, Any]]]
 
+# Every Notion-Version the service accepts (Changes by version; the live service lists these
+# seven when refusing another value).
+NOTION_VERSIONS = (
+    "2021-05-11",
+    "2021-05-13",
+    "2021-08-16",
+    "2022-02-22",
+    "2022-06-28",
+    "2025-09-03",
+    "2026-03-11",
+)
+
 
 def sandbox_state(request: Request) -> SandboxState:
     """The sandbox state of the app serving this request."""
@@ -35,17 +51,31 @@ def sandbox_state(request: Request) -> SandboxState:
     return state
 
 
+def request_latency_s(state: SandboxState) -> float:
+    """How long this request takes before it is answered: fixed, or drawn from the range."""
+    low, high = state.limiter.limits.latency_ms
+    return (low if low == high else state.fault_rng.uniform(low, high)) / 1000
+
+
 async def admit(request: Request, state: SandboxState) -> None:
     """Raise the NotionError Notion would answer before running the handler, if any."""
+    latency = request_latency_s(state)
+    if latency > 0:
+        await asyncio.sleep(latency)
+    await refuse_oversized(request)
     authorization = request.headers.get("authorization", "")
     scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() != state.config.token:
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or not state.limiter.accepts(token):
         raise unauthorized()
-    if not request.headers.get("notion-version"):
+    version = request.headers.get("notion-version")
+    if not version:
         raise missing_version()
-    retry_after = state.limiter.check(token.strip())
-    if retry_after is not None:
-        raise rate_limited(retry_after)
+    if version.strip() not in NOTION_VERSIONS:
+        raise invalid_version(version, NOTION_VERSIONS)
+    refusal = state.limiter.check(token)
+    if refusal is not None:
+        raise rate_limited(refusal.retry_after_s, refusal.reason)
     fault = plan_request_fault(state.faults, state.fault_rng)
     if fault.latency_s > 0:
         await asyncio.sleep(fault.latency_s)
@@ -56,7 +86,7 @@ async def admit(request: Request, state: SandboxState) -> None:
         raise fault_error(504)
     if fault.error_status is not None:
         state.stats.faults_injected += 1
-        raise fault_error(fault.error_status)
+        raise fault_error(fault.error_status, state.faults.overload_retry_after_s)
 
 
 def notion_route(method: str, path: str, handler: Handler) -> Route:

@@ -18,6 +18,7 @@ import uvicorn
 
 from reelqueue.sandbox.app import create_app
 from reelqueue.sandbox.config import SandboxConfig
+from reelqueue.sandbox.ratelimit import WINDOW, RequestLimits
 from reelqueue.sandbox.state import SandboxState
 
 _START_TIMEOUT_S = 10.0
@@ -125,6 +126,22 @@ class SandboxServer:
         self.stop()
 
 
+def describe_limits(limits: RequestLimits) -> str:
+    """The /v1 limits in one line, for the console."""
+    if limits.rate_model == WINDOW:
+        per_token = f"{limits.budget} requests per {limits.window_s:g} s per token"
+    else:
+        per_token = f"{limits.rps:g} requests/s per token, bursts of {limits.burst}"
+    workspace = (
+        f"{limits.workspace_budget} per {limits.workspace_window_s:g} s per workspace"
+        if limits.workspace_budget
+        else "no workspace limit"
+    )
+    low, high = limits.latency_ms
+    latency = f"{low:g} ms" if low == high else f"{low:g}-{high:g} ms"
+    return f"{per_token}; {workspace}; latency {latency}"
+
+
 def serve(config: SandboxConfig) -> None:
     """Serve until Ctrl-C, after printing the base URL, token and database id to use."""
     server = SandboxServer(config).start()
@@ -134,6 +151,7 @@ def serve(config: SandboxConfig) -> None:
     print(f"  NOTION_TOKEN={server.token}", flush=True)
     print(f"  NOTION_DATABASE_IDS={workspace.database_id}", flush=True)
     print(f"  data source id: {workspace.data_source_id}", flush=True)
+    print(f"  limits: {describe_limits(config.limits)}", flush=True)
     print(f"  admin API: {server.base_url}/_sandbox/info (Ctrl-C to stop)", flush=True)
     try:
         threading.Event().wait()

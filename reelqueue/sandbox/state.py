@@ -32,7 +32,7 @@ from reelqueue.sandbox.properties import (
     rich_text,
 )
 from reelqueue.sandbox.query import CursorBook, trash_flag
-from reelqueue.sandbox.ratelimit import RateLimiter
+from reelqueue.sandbox.ratelimit import LIMIT_KEYS, RateLimiter, RequestLimits
 from reelqueue.sandbox.schema import build_calendar_schema
 from reelqueue.sandbox.seed import draft_values
 from reelqueue.sandbox.stats import Stats
@@ -48,8 +48,7 @@ class ResetOptions:
     videos: int
     channels: tuple[str, ...]
     status_type: str
-    rps: float
-    burst: int
+    limits: RequestLimits
     webhook_window_ms: int
     age_s: int = 0
     queued: int = 0
@@ -60,7 +59,7 @@ class ResetOptions:
         """Parse the body of POST /_sandbox/reset; raise ValueError naming the bad key."""
         if not isinstance(data, dict):
             raise ValueError("the body must be a JSON object")
-        unknown = set(data) - set(cls.__dataclass_fields__)
+        unknown = set(data) - (set(cls.__dataclass_fields__) - {"limits"}) - LIMIT_KEYS
         if unknown:
             raise ValueError(f"unknown reset keys: {sorted(unknown)}")
         channels = data.get("channels", list(config.channels))
@@ -74,8 +73,7 @@ class ResetOptions:
             videos=data.get("videos", config.videos),
             channels=tuple(channels),
             status_type=data.get("status_type", config.status_type),
-            rps=data.get("rps", config.rps),
-            burst=data.get("burst", config.burst),
+            limits=RequestLimits.from_json(data, config.limits),
             webhook_window_ms=data.get("webhook_window_ms", config.webhook_window_ms),
             age_s=data.get("age_s", 0),
             queued=data.get("queued", 0),
@@ -85,14 +83,6 @@ class ResetOptions:
             raise ValueError("videos must be an integer from 0 to 100000")
         if options.status_type not in STATUS_TYPES:
             raise ValueError("status_type must be 'status' or 'select'")
-        if (
-            isinstance(options.rps, bool)
-            or not isinstance(options.rps, int | float)
-            or (options.rps <= 0)
-        ):
-            raise ValueError("rps must be a number greater than 0")
-        if not isinstance(options.burst, int) or options.burst < 1:
-            raise ValueError("burst must be an integer of at least 1")
         if not isinstance(options.webhook_window_ms, int) or options.webhook_window_ms < 0:
             raise ValueError("webhook_window_ms must be an integer of 0 or more")
         if not valid_retry_scale(options.webhook_retry_scale):
@@ -118,7 +108,7 @@ class SandboxState:
         self.workspace = Workspace.create(random.Random(self.config.seed))
         self.fault_rng = random.Random(self.config.seed + 1)
         self.generation = 0
-        self.limiter = RateLimiter(self.config.rps, self.config.burst)
+        self.limiter = RateLimiter(self.config.limits, self.config.token)
         self.webhooks = WebhookDispatcher(
             WebhookSource(
                 self.workspace.workspace_id,
@@ -164,7 +154,7 @@ class SandboxState:
         self.generation += 1
         self.calendar = self._build_calendar(options)
         self.calendars = {self.calendar.data_source_id: self.calendar}
-        self.limiter = RateLimiter(options.rps, options.burst)
+        self.limiter = RateLimiter(options.limits, self.config.token)
         self.faults = FaultSet()
         self.stats.clear()
         self.cursors.clear()

@@ -29,7 +29,7 @@ def test_start_accepts_connections_and_stop_is_prompt_and_repeatable() -> None:
 
 
 def test_stop_is_prompt_with_a_hung_request_open() -> None:
-    with SandboxServer(SandboxConfig(rps=1000, burst=1000)) as server:
+    with SandboxServer(SandboxConfig(rate_model="bucket", rps=1000, burst=1000)) as server:
         httpx.post(f"{server.base_url}/_sandbox/faults", json={"hang_rate": 1.0}, trust_env=False)
         client = httpx.Client(trust_env=False, timeout=30)
         import threading
@@ -37,7 +37,7 @@ def test_stop_is_prompt_with_a_hung_request_open() -> None:
         thread = threading.Thread(
             target=lambda: client.get(
                 f"{server.base_url}/v1/users/me",
-                headers={"Authorization": f"Bearer {server.token}", "Notion-Version": "x"},
+                headers={"Authorization": f"Bearer {server.token}", "Notion-Version": "2025-09-03"},
             ),
             daemon=True,
         )
