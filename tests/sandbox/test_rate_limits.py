@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -166,6 +170,48 @@ async def test_a_reset_refuses_limits_that_make_no_sense(
 ) -> None:
     with pytest.raises(SandboxAdminError, match="400"):
         await sandbox.reset(**options)
+
+
+def test_the_sandbox_command_serves_the_window_budget_it_is_given() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reelqueue", "sandbox", "--port", "0", "--budget", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(6)]
+        base_url = lines[0].split()[-1]
+        assert "limits: 2 requests per 60 s per token" in lines[5]
+        headers = {"Authorization": "Bearer secret_sandbox_token", "Notion-Version": "2026-03-11"}
+        with httpx.Client(base_url=base_url, headers=headers, trust_env=False) as http:
+            answers = [http.get("/v1/users/me") for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert rate_limit_reason(answers[2]) == CONNECTION_REASON
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--rps", "5"], "--rps and --burst shape the bucket model"),
+        (["--rate-model", "bucket", "--budget", "9"], "--budget and --window-s"),
+        (["--latency-ms", "soon"], "latency must be milliseconds"),
+    ],
+)
+def test_the_sandbox_command_refuses_settings_that_do_not_fit(flags: list[str], error: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "reelqueue", "sandbox", "--port", "0", *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert error in done.stderr
 
 
 class Clock:
