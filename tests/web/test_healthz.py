@@ -86,3 +86,18 @@ async def test_a_hung_notion_reads_failing_before_any_timeout_and_webhook_age_sh
         await health_when(service, lambda h: h["notion"] == "ok", within_s=30)
     finally:
         await service.stop()
+
+
+async def test_a_429_reads_rate_limited_until_the_hold_ends(
+    sandbox: SandboxAdmin, start_service: StartService
+) -> None:
+    service = await start_service(poll_interval_s=0.3)
+    await ready(service)
+    await sandbox.reset(rate_model="window", budget=1, window_s=5)
+    held = await health_when(service, lambda h: h["notion"] == "rate-limited", within_s=15)
+    until_at = parse(held["notion_rate_limited_until"])
+    assert datetime.now(UTC) - timedelta(seconds=1) < until_at
+    assert until_at <= datetime.now(UTC) + timedelta(seconds=6)
+    shown = held["notion_rate_limited_until"]
+    assert held["notion_detail"].startswith(f"rate-limited until {shown}")
+    assert held["status"] == "ok", "Notion holding us back is not an outage"
