@@ -42,8 +42,10 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
   events are sent for them.
 - `POST /_sandbox/faults` `{"error_rate", "status_codes", "latency_ms", "hang_rate",
   "hang_max_ms", "webhook_drop_rate", "webhook_duplicate_rate", "webhook_reorder",
-  "webhook_delay_ms": [min, max]}`: replaces the whole fault set (a key left out is no
-  fault; `{}` clears); returns the fault set in force.
+  "webhook_delay_ms": [min, max], "overload_retry_after_s"}`: replaces the whole fault set (a
+  key left out is no fault; `{}` clears); returns the fault set in force. Its `latency_ms`
+  comes on top of the reset's; an injected 529 carries `Retry-After: overload_retry_after_s`
+  (default 1).
 - `POST /_sandbox/subscriptions` `{"url", "event_types"?, "verified"?}` -> `{"id", "url",
   "verification_token", "event_types", "verified", "handshake_status"}` once the handshake
   POST was attempted (`handshake_status` is null when the URL could not be reached).
