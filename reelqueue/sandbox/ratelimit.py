@@ -1,5 +1,4 @@
-"""Notion's request limits: a budget per connection per window (or a token bucket), and the
-workspace's limit shared by every connection (token) of the workspace.
+"""Notion's rate limits: a budget per connection (token) per window, and one per workspace.
 
 The window model is Notion's current one (Request limits page): each connection may spend a
 fixed budget of requests per window at any pace, and a 429 says in `Retry-After` how long
@@ -61,8 +60,10 @@ class TokenBucket:
 
 
 class FixedWindow:
-    """`budget` requests per window of `window_s` seconds, opened by the first request after
-    the previous window closed; spend them at any pace."""
+    """`budget` requests per window of `window_s` seconds, to spend at any pace.
+
+    A window opens with the first request after the previous one closed.
+    """
 
     def __init__(self, budget: int, window_s: float, clock: Clock = time.monotonic) -> None:
         self.budget = budget
@@ -101,9 +102,12 @@ class Budget(Protocol):
 
 @dataclass(frozen=True)
 class RequestLimits:
-    """How /v1 requests are limited and slowed: the connection model and its knobs (`budget`
-    per `window_s` for "window", `rps` and `burst` for "bucket"), the workspace's budget per
-    `workspace_window_s` (0: no workspace limit), and each request's latency range in ms."""
+    """How /v1 requests are limited and slowed, as reset keys and config fields name them.
+
+    The connection model and its knobs (`budget` per `window_s` for "window", `rps` and
+    `burst` for "bucket"), the workspace's budget per `workspace_window_s` (0: no workspace
+    limit), and each request's latency range in ms.
+    """
 
     rate_model: str = WINDOW
     budget: int = 180
