@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from reelqueue.sandbox.errors import shape_error, validation_error
+from reelqueue.sandbox.ids import normalize_id
 from reelqueue.sandbox.properties import plain_text
 from reelqueue.sandbox.schema import PropertySchema
 from reelqueue.sandbox.store import Calendar, Page
@@ -31,6 +32,7 @@ TEXT_OPERATORS = (
     "ends_with",
 )
 OPTION_OPERATORS = ("equals", "does_not_equal")
+PEOPLE_OPERATORS = ("contains", "does_not_contain")
 NUMBER_OPERATORS = (
     "equals",
     "does_not_equal",
@@ -59,6 +61,7 @@ FILTER_KEYS_FOR_TYPE: dict[str, tuple[str, ...]] = {
     "checkbox": ("checkbox",),
     "number": ("number",),
     "date": ("date",),
+    "people": ("people",),
 }
 FILTER_TYPES = (
     "title",
@@ -154,6 +157,9 @@ def _property_filter(
     if prop.type == "number":
         number_test = _number_condition(condition, inner)
         return lambda page: number_test(page.values.get(name))
+    if prop.type == "people":
+        people_test = _people_condition(condition, inner)
+        return lambda page: people_test([p["id"] for p in page.values.get(name) or []])
     date_test = _date_condition(condition, now, inner)
     return lambda page: _test_date_value(date_test, page.values.get(name))
 
@@ -210,6 +216,19 @@ def _option_condition(condition: Any, path: str) -> Callable[[Any], bool]:
     if operator == "equals":
         return lambda value: value is not None and value["name"] == operand
     return lambda value: value is None or value["name"] != operand
+
+
+def _people_condition(condition: Any, path: str) -> Callable[[list[str]], bool]:
+    operator, operand = _single_operator(condition, path, PEOPLE_OPERATORS + EMPTINESS)
+    if operator in EMPTINESS:
+        want_empty = operator == "is_empty"
+        return lambda ids: (not ids) == want_empty
+    user_id = normalize_id(operand) if isinstance(operand, str) else None
+    if user_id is None:
+        raise shape_error(f"{path}.{operator}", "a valid uuid", operand)
+    if operator == "contains":
+        return lambda ids: user_id in ids
+    return lambda ids: user_id not in ids
 
 
 def _checkbox_condition(condition: Any, path: str) -> Callable[[bool], bool]:
@@ -380,4 +399,6 @@ def _property_sort_value(prop: PropertySchema) -> Callable[[Page], Any]:
         return moment
     if prop.type == "checkbox":
         return lambda page: bool(page.values.get(name))
+    if prop.type == "people":
+        return lambda page: ",".join(p["id"] for p in page.values.get(name) or []) or None
     return lambda page: page.values.get(name)

@@ -203,3 +203,26 @@ async def test_unknown_ids_are_notions_404_and_a_reset_forgets_new_databases(
     for path in (f"/v1/databases/{database['id']}", f"/v1/data_sources/{source_id}"):
         answer = await raw.get(path)
         assert (answer.status_code, answer.json()["code"]) == (404, "object_not_found")
+
+
+async def test_people_properties_filter_and_sort(
+    fast_sandbox: SandboxAdmin, notion: AsyncClient
+) -> None:
+    database = await _create(notion, fast_sandbox)
+    source_id = database["data_sources"][0]["id"]
+    parent = {"type": "data_source_id", "data_source_id": source_id}
+    mine = await notion.pages.create(
+        parent=parent, properties={"Owner": {"people": [{"id": fast_sandbox.person_user_id}]}}
+    )
+    await notion.pages.create(parent=parent, properties={"Name": {"title": _text("nobody's")}})
+    owned = await notion.data_sources.query(
+        data_source_id=source_id,
+        filter={"property": "Owner", "people": {"contains": fast_sandbox.person_user_id}},
+        sorts=[{"property": "Owner", "direction": "ascending"}],
+    )
+    assert [p["id"] for p in owned["results"]] == [mine["id"]]
+    with pytest.raises(APIResponseError) as refused:
+        await notion.data_sources.query(
+            data_source_id=source_id, filter={"property": "Owner", "people": {"contains": "x"}}
+        )
+    assert refused.value.code == APIErrorCode.ValidationError

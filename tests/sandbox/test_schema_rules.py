@@ -202,3 +202,82 @@ def test_whatever_the_patch_the_status_property_never_changes(
     _assert_200_or_notion_400(http.patch(path, json={"properties": properties}))
     after = http.get(path).json()["properties"]
     assert after.get("Status") == before
+
+
+ALL_TYPES: dict[str, Any] = {
+    "Name": {"title": {}},
+    "Notes": {"rich_text": {}},
+    "Stage": {"select": {"options": [{"name": "Idea"}, {"name": "Done"}]}},
+    "Score": {"number": {}},
+    "Link": {"url": {}},
+    "Due": {"date": {}},
+    "Owner": {"people": {}},
+    "Done": {"checkbox": {}},
+}
+FILTER_KINDS = [next(iter(spec)) for spec in ALL_TYPES.values()]
+OPERATORS = ["equals", "contains", "does_not_contain", "is_empty", "after", "greater_than"]
+operands = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.sampled_from(["Idea", "2026-06-27", "", "00000000-0000-4000-8000-000000000001"]),
+)
+query_bodies = st.fixed_dictionaries(
+    {},
+    optional={
+        "filter": st.builds(
+            lambda prop, kind, op, value: {"property": prop, kind: {op: value}},
+            st.sampled_from(list(ALL_TYPES)),
+            st.sampled_from(FILTER_KINDS),
+            st.sampled_from(OPERATORS),
+            operands,
+        ),
+        "sorts": st.lists(
+            st.builds(
+                lambda prop, way: {"property": prop, "direction": way},
+                st.sampled_from(list(ALL_TYPES)),
+                st.sampled_from(["ascending", "descending"]),
+            ),
+            max_size=2,
+        ),
+        "in_trash": st.booleans(),
+    },
+)
+
+
+@pytest.fixture(scope="module")
+def every_type(client: tuple[httpx.Client, dict[str, Any]]) -> str:
+    """A new database with a property of every creatable type and a few filled pages."""
+    http, info = client
+    answer = http.post(
+        "/v1/databases",
+        json={
+            "parent": {"type": "page_id", "page_id": info["parent_page_id"]},
+            "initial_data_source": {"properties": ALL_TYPES},
+        },
+    )
+    source_id = str(answer.json()["data_sources"][0]["id"])
+    for n in range(3):
+        values: dict[str, Any] = {
+            "Name": {"title": [{"text": {"content": f"row {n}"}}]},
+            "Score": {"number": n},
+            "Done": {"checkbox": n % 2 == 0},
+        }
+        if n:
+            values["Owner"] = {"people": [{"id": info["person_user_id"]}]}
+            values["Stage"] = {"select": {"name": "Idea"}}
+            values["Due"] = {"date": {"start": f"2026-06-2{n}"}}
+        created = http.post(
+            "/v1/pages", json={"parent": {"data_source_id": source_id}, "properties": values}
+        )
+        assert created.status_code == 200, created.text
+    return source_id
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(body=query_bodies)
+def test_queries_on_every_property_type_answer_200_or_a_notion_400(
+    client: tuple[httpx.Client, dict[str, Any]], every_type: str, body: dict[str, Any]
+) -> None:
+    http, _ = client
+    _assert_200_or_notion_400(http.post(f"/v1/data_sources/{every_type}/query", json=body))
