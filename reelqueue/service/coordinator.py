@@ -6,15 +6,17 @@ so reactions land in the order their reads started and an older read never undoe
 a newer one.
 
 Notion has no conditional write. Before each push-back cycle the pusher asks for a
-fresh read (`fresh_read`): a recent read of the creator's statuses, started no longer
-than `fresh_reuse_s` ago; its writes then go out within the pusher's window of it.
+fresh read (`fresh_read`): a recent read of the creator's statuses, started after the
+ask (so after the task changes it is about to write); its writes then go out within
+the pusher's window of that read's start.
 
 Notion combines a page's property edits made within a minute of an earlier edit
 (ours included) into one webhook sent at the end of that minute. So after we write a
 page, or a creator's edit rings, the calendar is "hot" for `hot_s`: while hot, a recent
 read runs every `hot_poll_interval_s` (one query per data source), so an approval,
 cancel or re-queue is seen within seconds instead of a minute. When quiet, only the
-incremental poll runs, once per data source per poll interval.
+incremental poll runs, once per data source per poll interval. A webhook ring is
+answered by a recent read at once and an incremental poll `FOLLOW_UP_POLL_S` later.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ CLOCK_SKEW = timedelta(seconds=0.25)
 HOT_S = 65.0
 # One recent read per data source this often while hot: about 11 % of 3 requests a second.
 HOT_POLL_INTERVAL_S = 3.0
+# A ring's status edits are read at once; its other edits (Priority ...) this soon after,
+# by one incremental poll that also takes in the rings that come meanwhile.
+FOLLOW_UP_POLL_S = 2.0
 # How long push-back waits for a ring before looking at the outbox again.
 PUSH_IDLE_S = 5.0
 
@@ -65,7 +70,6 @@ class Coordinator:
         engine: AsyncEngine | None = None,
         hot_s: float = HOT_S,
         hot_poll_interval_s: float = HOT_POLL_INTERVAL_S,
-        fresh_reuse_s: float = 0.5,
     ) -> None:
         self._pollers = list(pollers)
         self._by_source = {p.data_source_id: p for p in self._pollers}
@@ -76,7 +80,6 @@ class Coordinator:
         self._reconcile_interval_s = reconcile_interval_s
         self._hot_s = hot_s
         self._hot_poll_interval_s = hot_poll_interval_s
-        self._fresh_reuse_s = fresh_reuse_s
         self._read_lock = asyncio.Lock()
         self._covered_until: datetime | None = None
         # Per data source: (monotonic, wall clock) start of the last completed recent read.
@@ -106,11 +109,13 @@ class Coordinator:
             asyncio.create_task(self._ingest_loop(stop), name="ingest"),
             asyncio.create_task(self._push_loop(stop), name="push-back"),
         ]
+        stopper = asyncio.create_task(stop.wait(), name="stop")
         try:
-            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
+            done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopper}:
                 task.result()
         finally:
+            stopper.cancel()
             for task in loops:
                 task.cancel()
             for task in loops:
@@ -134,19 +139,25 @@ class Coordinator:
             if rings.pages_to_fetch:
                 await self._guarded(functools.partial(self._fetch, rings))
             if rings.needs_read_after(self._covered_until):
-                await self._guarded(self._recent_all)
+                if rings.needs_read_after(self._recent_covered()):
+                    await self._guarded(self._recent_all)
+                next_poll = min(next_poll, time.monotonic() + FOLLOW_UP_POLL_S)
+            if now >= next_poll:
                 await self._guarded(self._incremental_all)
                 next_poll = time.monotonic() + self._poll_interval_s
-            elif now >= next_poll:
-                await self._guarded(self._incremental_all)
-                next_poll = time.monotonic() + self._poll_interval_s
-            elif rings.ingest:
+            elif rings.ingest and not rings.needs_read_after(self._covered_until):
                 await self._mark_covered()
             if now >= next_reconcile:
                 await self._guarded(self._reconcile_all)
                 next_reconcile = time.monotonic() + self._reconcile_interval_s
             if self.hot and time.monotonic() >= self._next_hot_read():
                 await self._guarded(self._recent_all)
+
+    def _recent_covered(self) -> datetime | None:
+        """Status edits before this moment were seen by a recent read of every data source."""
+        if any(source not in self._recent for source in self._by_source):
+            return None
+        return min(wall for _, wall in self._recent.values()) - CLOCK_SKEW
 
     def _next_hot_read(self) -> float:
         """When the next recent read is due while hot (the oldest data source's)."""
@@ -197,17 +208,16 @@ class Coordinator:
         return bool(result.pages_written or result.pages_unchanged or result.pages_missing)
 
     async def fresh_read(self, data_source_id: str) -> float:
-        """The monotonic start of a completed recent read of a data source, run if none is fresh.
+        """The monotonic start of a recent read of a data source begun after this call.
 
-        Its reactions are committed when this returns, so the pusher sees their effects.
+        A read begun earlier may have missed an edit made just before the task change
+        the pusher is about to write, so none is reused. Its reactions are committed
+        when this returns, so the pusher sees their effects.
         """
         poller = self._by_source.get(data_source_id)
         if poller is None:
             return time.monotonic()
         async with self._read_lock:
-            held = self._recent.get(data_source_id)
-            if held is not None and time.monotonic() - held[0] <= self._fresh_reuse_s:
-                return held[0]
             return await self._recent_one(poller)
 
     async def _wait(self, stop: asyncio.Event, max_wait_s: float) -> Rings:
