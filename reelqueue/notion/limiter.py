@@ -214,7 +214,7 @@ def teaches_budget(reason: str | None) -> bool:
 
 def learn_budget(
     accepted_sent_at: Iterable[float],
-    refused_at: float,
+    refused_sent_at: float,
     retry_after: float,
     window_s: float,
     *,
@@ -222,12 +222,14 @@ def learn_budget(
 ) -> int:
     """How many requests the window that refused us allowed: those sent since it began.
 
-    The window resets `retry_after` seconds after `refused_at` (when the 429 arrived), so
-    it began `window_s` before that; `margin_s` widens the look back by Retry-After's
-    whole-second rounding. Counted are the accepted requests sent in that span.
+    Notion refused the request sent at `refused_sent_at` no earlier than that, and its
+    window resets at most `retry_after` seconds after the refusal, so the window began at
+    most `window_s` before `refused_sent_at + retry_after`; `margin_s` widens the look back
+    by Retry-After's whole-second rounding, so the whole window is counted (and at most
+    that second before it). Counted are the accepted requests sent since.
     """
-    start = refused_at + retry_after - window_s - margin_s
-    return sum(1 for sent in accepted_sent_at if start <= sent <= refused_at)
+    start = refused_sent_at + retry_after - window_s - margin_s
+    return sum(1 for sent in accepted_sent_at if sent >= start)
 
 
 @dataclass(frozen=True)
@@ -378,12 +380,15 @@ class NotionLimiter(TokenBucket):
             self._hold_until = until
             self._hold_reason = reason
 
-    def rate_limited(self, retry_after: float, *, reason: str | None = None) -> str:
+    def rate_limited(
+        self, retry_after: float, *, reason: str | None = None, sent_at: float | None = None
+    ) -> str:
         """A 429 arrived: hold the token (or its workspace) for `retry_after`; maybe learn.
 
         Returns the scope held, "connection" or "workspace". The first per-connection 429
-        of a hold teaches the budget: requests the window accepted (never more than one
-        fewer than the budget it already kept to, since that one was too big).
+        of a hold teaches the budget: requests the window accepted up to the refused one,
+        sent at `sent_at` (never more than one fewer than the budget it already kept to,
+        since that one was too big).
         """
         now = self._clock()
         self._rate_limited += 1
@@ -394,11 +399,11 @@ class NotionLimiter(TokenBucket):
         already_held = self._hold_until > now
         self.hold(retry_after, reason=reason)
         if teaches_budget(reason) and not already_held:
-            self._learn(now, retry_after)
+            self._learn(now, retry_after, now if sent_at is None else sent_at)
         return CONNECTION
 
-    def _learn(self, now: float, retry_after: float) -> None:
-        learned = learn_budget(self._accepted, now, retry_after, self._window_s)
+    def _learn(self, now: float, retry_after: float, sent_at: float) -> None:
+        learned = learn_budget(self._accepted, sent_at, retry_after, self._window_s)
         if learned < 1:
             return
         kept = self.budget

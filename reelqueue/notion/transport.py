@@ -236,7 +236,9 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             fields = error_fields(response)
             held = status == 429 or (status == 529 and retry_after is not None)
-            hold_s = self._hold(endpoint, attempt, status, retry_after, fields) if held else 0.0
+            hold_s = 0.0
+            if held:
+                hold_s = self._hold(endpoint, attempt, status, retry_after, fields, sent_at)
             if attempt >= self._max_attempts:
                 self._give_up(endpoint, attempt, status)
                 return response
@@ -254,12 +256,13 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         status: int,
         retry_after: float | None,
         fields: dict[str, Any],
+        sent_at: float,
     ) -> float:
         """Hold every request of the token (or workspace) until Retry-After has passed."""
         delay = retry_delay(attempt, retry_after, base=self._base, cap=self._cap, rand=self._rand)
         reason = fields.get("rate_limit_reason")
         if status == 429:
-            scope = self.limiter.rate_limited(delay, reason=reason)
+            scope = self.limiter.rate_limited(delay, reason=reason, sent_at=sent_at)
         else:
             scope = "connection"
             self.limiter.hold(delay, reason=fields.get("code"))
