@@ -18,6 +18,7 @@ from reelqueue.sandbox.gate import notion_route
 from reelqueue.sandbox.ids import normalize_id
 from reelqueue.sandbox.query import run_query
 from reelqueue.sandbox.render import (
+    lists_title_only,
     render_bot,
     render_data_source,
     render_database,
@@ -109,6 +110,8 @@ async def query_data_source(request: Request, state: SandboxState) -> dict[str, 
         archived_alias=legacy(request),
     )
     only = _only_properties(request)
+    if only is None and lists_title_only(request.headers.get("notion-version")):
+        only = [calendar.title_property().id]
     answer: dict[str, Any] = {
         "object": "list",
         "results": [_page(request, state, p, only) for p in result.pages],

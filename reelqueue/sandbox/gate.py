@@ -32,8 +32,8 @@ from reelqueue.sandbox.state import SandboxState
 
 Handler = Callable[[Request, SandboxState], Awaitable[dict[str, Any]]]
 
-# Every Notion-Version the service accepts (Changes by version; the live service lists these
-# seven when refusing another value).
+# Every Notion-Version the service accepts (Changes by version, and the upgrade guide of
+# 2026-12-01, the newest).
 NOTION_VERSIONS = (
     "2021-05-11",
     "2021-05-13",
@@ -42,6 +42,7 @@ NOTION_VERSIONS = (
     "2022-06-28",
     "2025-09-03",
     "2026-03-11",
+    "2026-12-01",
 )
 
 

@@ -1,7 +1,9 @@
 """Notion object shapes: pages, users, databases and their data sources, as JSON.
 
 Under API versions before 2026-03-11 pages, databases and data sources carry `archived`, the
-deprecated alias of `in_trash`; from 2026-03-11 on they do not (see `shows_archived`).
+deprecated alias of `in_trash`; from 2026-03-11 on they do not (see `shows_archived`). From
+2026-12-01 on, a query lists only each page's title unless `filter_properties` asks for more
+(see `lists_title_only`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,17 @@ from reelqueue.sandbox.timestamps import format_page_time
 
 NOTION_URL = "https://www.notion.so"
 ARCHIVED_REMOVED_IN = "2026-03-11"
+TITLE_ONLY_LISTS_FROM = "2026-12-01"
 
 
 def shows_archived(notion_version: str | None) -> bool:
     """Whether objects answered under this Notion-Version carry the old `archived` key."""
     return notion_version is None or notion_version.strip() < ARCHIVED_REMOVED_IN
+
+
+def lists_title_only(notion_version: str | None) -> bool:
+    """Whether queries under this Notion-Version answer only the title unless asked for more."""
+    return notion_version is not None and notion_version.strip() >= TITLE_ONLY_LISTS_FROM
 
 
 def notion_url(title: str, object_id: str) -> str:

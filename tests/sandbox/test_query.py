@@ -304,3 +304,24 @@ async def test_trashed_pages_are_returned_only_when_the_query_asks_for_them(
     assert (newer.status_code, newer.json()["code"]) == (400, "validation_error")
     wrong = await _query(raw, fast_sandbox, {"in_trash": "yes"})
     assert (wrong.status_code, wrong.json()["code"]) == (400, "validation_error")
+
+
+async def test_under_2026_12_01_a_query_lists_only_titles_unless_asked_for_more(
+    fast_sandbox: SandboxAdmin, raw: httpx.AsyncClient
+) -> None:
+    source = (await raw.get(f"/v1/data_sources/{fast_sandbox.data_source_id}")).json()
+    status_id = source["properties"]["Status"]["id"]
+    newest = {"Notion-Version": "2026-12-01"}
+    url = f"/v1/data_sources/{fast_sandbox.data_source_id}/query"
+
+    bare = await raw.post(url, json={}, headers=newest)
+    assert bare.status_code == 200, bare.text
+    assert all(list(p["properties"]) == ["Title"] for p in bare.json()["results"])
+
+    asked = await raw.post(
+        url, json={}, headers=newest, params={"filter_properties": ["title", status_id]}
+    )
+    assert all(set(p["properties"]) == {"Title", "Status"} for p in asked.json()["results"])
+
+    older = await raw.post(url, json={})
+    assert all("Status" in p["properties"] for p in older.json()["results"])
