@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -19,11 +20,14 @@ from reelqueue.notion.transport import (
     RETRY_AFTER_FLOOR_S,
     RetryingTransport,
     backoff_delay,
+    bot_workspace_id,
     endpoint_template,
+    error_fields,
     parse_retry_after,
     request_priority,
     retry_delay,
 )
+from tests.notion.clock import ManualClock
 
 URL = "https://api.notion.com/v1/pages/0123456789abcdef0123456789abcdef"
 
@@ -240,3 +244,86 @@ async def test_every_attempt_takes_a_token_at_the_callers_priority() -> None:
 def test_max_attempts_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_attempts"):
         RetryingTransport(NotionLimiter(1.0, 1), max_attempts=0)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(JSON, st.one_of(st.none(), st.text()))
+def test_any_error_body_gives_only_the_fields_it_really_has(body: Any, reason: str | None) -> None:
+    if isinstance(body, dict) and reason is not None:
+        body["additional_data"] = {"rate_limit_reason": reason}
+    fields = error_fields(httpx.Response(429, json=body))
+    assert set(fields) <= {"code", "request_id", "rate_limit_reason"}
+    assert all(isinstance(value, str) for value in fields.values())
+    if isinstance(body, dict) and reason is not None:
+        assert fields["rate_limit_reason"] == reason
+    assert error_fields(httpx.Response(429, content=b"\xff not json")) == {}
+
+
+@given(JSON)
+def test_any_users_me_answer_gives_a_workspace_id_only_when_it_has_one(bot: Any) -> None:
+    answer = httpx.Response(200, json={"object": "user", "type": "bot", "bot": bot})
+    workspace = bot_workspace_id(answer)
+    if isinstance(bot, dict) and isinstance(bot.get("workspace_id"), str) and bot["workspace_id"]:
+        assert workspace == bot["workspace_id"]
+    else:
+        assert workspace is None
+
+
+async def test_a_429_holds_the_requests_already_waiting_not_only_the_refused_one() -> None:
+    time = ManualClock()
+    reason = {"rate_limit_reason": "connection_rate_limit"}
+    answers: list[httpx.Response] = [
+        httpx.Response(
+            429,
+            json={"object": "error", "code": "rate_limited", "additional_data": reason},
+            headers={"Retry-After": "4"},
+        ),
+        *[httpx.Response(200, json={}) for _ in range(3)],
+    ]
+    sent_at: list[float] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent_at.append(time.now)
+        return answers.pop(0)
+
+    limiter = NotionLimiter(1.0, 1, clock=time, sleep=time.sleep)
+    transport = RetryingTransport(limiter, inner=httpx.MockTransport(handle), sleep=time.sleep)
+    calls = asyncio.gather(*(send(transport) for _ in range(3)))
+    await time.advance(10.0)
+    results = await calls
+    assert [r.status_code for r in results] == [200] * 3
+    # The refused request went at 0; the two waiting behind it were due at 1 and 2 but
+    # were held with it until 4, when the refused one went first.
+    assert sent_at == [0.0, 4.0, 5.0, 6.0]
+    assert limiter.status().rate_limited == 1
+    assert transport.stats["retries"] == 1
+
+
+async def test_a_529_with_retry_after_holds_the_token_and_one_without_backs_off_alone() -> None:
+    overload = notion_error(529, "service_overload", {"Retry-After": "2"})
+    transport, slept, _, limiter = make([overload, httpx.Response(200, json={})])
+    assert (await send(transport)).status_code == 200
+    assert slept == [2.0]
+    assert limiter.status().rate_limited == 0
+    transport, slept, _, limiter = make([notion_error(529, "x"), httpx.Response(200, json={})])
+    assert (await send(transport)).status_code == 200
+    assert slept == [0.25]
+
+
+async def test_the_workspace_is_learned_from_users_me() -> None:
+    me = {"object": "user", "type": "bot", "bot": {"workspace_id": "ws-transport-test"}}
+    transport, _, _, limiter = make([httpx.Response(200, json=me)])
+    async with httpx.AsyncClient(transport=transport) as client:
+        answer = await client.get("https://api.notion.com/v1/users/me")
+    assert answer.json() == me
+    assert limiter.workspace_id == "ws-transport-test"
