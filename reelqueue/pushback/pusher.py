@@ -51,7 +51,14 @@ from reelqueue.queue import (
 )
 from reelqueue.statuses import StatusTable
 
-__all__ = ["HELD_EVENT_TYPES", "FreshRead", "PushResult", "Pusher", "changed_fields"]
+__all__ = [
+    "HELD_EVENT_TYPES",
+    "INGEST_RESERVE",
+    "FreshRead",
+    "PushResult",
+    "Pusher",
+    "changed_fields",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +68,9 @@ _tasks = TASKS
 # Returns the monotonic start time of a completed read of the data source whose
 # reactions are already committed.
 FreshRead = Callable[[str], Awaitable[float]]
+
+# The share of a window budget push-back leaves unspent, for ingest's reads.
+INGEST_RESERVE = 0.2
 
 HELD_EVENT_TYPES = ("page.created", "page.properties_updated", "page.moved", "page.undeleted")
 
@@ -202,6 +212,11 @@ class Pusher:
             if task is None or task.page_missing is not None:
                 await self._done(row.notion_page_id, row.upto)
                 continue
+            schema = self._schemas.get(task.data_source_id)
+            if schema is not None and schema.lacks(changed_fields(task, self._table)):
+                # The property was removed or retyped in Notion: the write waits for the fix.
+                result.pages_held += 1
+                continue
             queues.setdefault(task.data_source_id, deque()).append(
                 _Pending(row.notion_page_id, row.upto)
             )
@@ -218,6 +233,10 @@ class Pusher:
         result: PushResult,
     ) -> None:
         """One fresh read, then the writes that fit in the window after it."""
+        if self._room(time.monotonic()) < 1:
+            queue.clear()
+            result.paused = True
+            return
         if fresh_read is not None:
             read_at = await fresh_read(source)
             result.reads += 1
@@ -263,16 +282,24 @@ class Pusher:
             await asyncio.gather(*launched)
 
     def _room(self, read_at: float) -> int:
-        """How many writes the limiter can send before `window_s` after the read has passed."""
-        limiter = self._notion.limiter
-        status = getattr(limiter, "status", None)
-        if callable(status) and getattr(status(), "is_limited", False):
+        """How many writes the limiter can send before `window_s` after the read has passed.
+
+        None while Notion holds us back after a 429; within a window budget, push-back
+        leaves `INGEST_RESERVE` of it to ingest, so a creator's edit never waits a window out.
+        """
+        status = self._notion.rate_limit_status()
+        if status.is_limited:
             return 0
         left = self._window_s - (time.monotonic() - read_at)
         if left <= 0:
             return 0
+        limiter = self._notion.limiter
         tokens = limiter.available() - limiter.waiting + limiter.rate * left
-        return max(1, math.floor(tokens))
+        room = max(1, math.floor(tokens))
+        if status.budget is not None:
+            spare = math.floor(status.budget * (1 - INGEST_RESERVE)) - status.requests_this_window
+            room = min(room, max(0, spare))
+        return room
 
     async def _held(self, conn: AsyncConnection, pages: Collection[str]) -> set[str]:
         """Pages (bare ids) with webhook events that no read has taken in yet."""
@@ -299,7 +326,9 @@ class Pusher:
         page_id, upto = item.page_id, item.upto
         properties = self._properties(schema, changes)
         try:
-            await self._notion.update_page(page_id, properties, priority=Priority.PUSH)
+            await self._notion.update_page(
+                page_id, schema.by_id(properties), priority=Priority.PUSH
+            )
         except NotionNotFound:
             async with self._engine.begin() as conn:
                 result.pages_missing += await mark_missing(conn, {page_id: "unshared"})

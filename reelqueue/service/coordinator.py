@@ -45,6 +45,9 @@ log = structlog.get_logger(__name__)
 # How far Notion's clock may run behind ours before a webhook's edit time misleads us
 # into skipping a read; a wrong guess only delays that edit to the next poll.
 CLOCK_SKEW = timedelta(seconds=0.25)
+# How far back of the previous recent read's start the next one looks (before its minute
+# floor): room for Notion's clock to run behind ours.
+RECENT_OVERLAP = timedelta(seconds=2)
 # Notion combines later edits of a page for a minute after an earlier one; a little more.
 HOT_S = 65.0
 # One recent read per data source this often while hot: about 11 % of 3 requests a second.
@@ -300,7 +303,7 @@ class Coordinator:
         since = held[1] if held is not None else datetime.now(UTC) - timedelta(seconds=60)
         started, wall = time.monotonic(), datetime.now(UTC)
         with correlation(source="recent"):
-            self._log(await poller.recent(since - CLOCK_SKEW), source)
+            self._log(await poller.recent(since - RECENT_OVERLAP), source)
         self._recent[source] = (started, wall)
         return started
 
