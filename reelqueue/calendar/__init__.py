@@ -7,6 +7,7 @@ from reelqueue.calendar.schema import (
     SchemaProblem,
     SchemaReport,
     check_schema,
+    refresh_schema,
     setup_patch,
     status_instructions,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "calendar_properties",
     "calendar_title",
     "check_schema",
+    "refresh_schema",
     "setup_patch",
     "status_instructions",
 ]

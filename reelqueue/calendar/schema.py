@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from reelqueue.errors import UserError
@@ -14,6 +15,7 @@ __all__ = [
     "SchemaProblem",
     "SchemaReport",
     "check_schema",
+    "refresh_schema",
     "setup_patch",
     "status_instructions",
 ]
@@ -45,18 +47,19 @@ class _Wanted:
     name: str
     types: tuple[str, ...]
     required: bool = True
+    field: str = ""
 
 
 def _wanted(names: PropertyNames) -> list[_Wanted]:
     return [
-        _Wanted(names.channel, ("select",)),
-        _Wanted(names.topic, ("rich_text",)),
-        _Wanted(names.story_direction, ("rich_text",), required=False),
-        _Wanted(names.status, ("status", "select")),
-        _Wanted(names.priority, ("select",), required=False),
-        _Wanted(names.error_log, ("rich_text",)),
-        _Wanted(names.youtube_url, ("url",)),
-        _Wanted(names.updated, ("date",), required=False),
+        _Wanted(names.channel, ("select",), field="channel"),
+        _Wanted(names.topic, ("rich_text",), field="topic"),
+        _Wanted(names.story_direction, ("rich_text",), required=False, field="story_direction"),
+        _Wanted(names.status, ("status", "select"), field="status"),
+        _Wanted(names.priority, ("select",), required=False, field="priority"),
+        _Wanted(names.error_log, ("rich_text",), field="error_log"),
+        _Wanted(names.youtube_url, ("url",), field="youtube_url"),
+        _Wanted(names.updated, ("date",), required=False, field="updated"),
     ]
 
 
@@ -69,10 +72,45 @@ class CalendarSchema:
     status_type: StatusType
     property_ids: dict[str, str]
     optional_present: frozenset[str]
+    problems: tuple[str, ...] = ()
+    unusable: frozenset[str] = frozenset()
 
     def has(self, name: str) -> bool:
-        """Whether an optional property exists (required ones always do)."""
+        """Whether a property exists with a usable type (a required one may vanish at run time)."""
         return name in self.property_ids
+
+    def lacks(self, wanted: Iterable[str]) -> bool:
+        """Whether any of these fields (`status`, `error_log`, ...) is missing or mistyped now."""
+        return any(name in self.unusable for name in wanted)
+
+    def key(self, name: str) -> str:
+        """How to address a property in filters and writes: its id, which survives renames."""
+        return self.property_ids.get(name) or name
+
+    def by_id(self, properties: Mapping[str, Any]) -> dict[str, Any]:
+        """A `properties` body keyed by property ids instead of names."""
+        return {self.key(name): value for name, value in properties.items()}
+
+    def keyed(self, page: dict[str, Any]) -> dict[str, Any]:
+        """The page with its properties keyed by the names this schema knows (matched by id).
+
+        A property renamed in Notion since the schema was read keeps being found under the
+        name reelqueue knows it by; a property matched by id wins over one merely named alike.
+        """
+        properties = page.get("properties")
+        if not isinstance(properties, dict):
+            return page
+        names_by_id = {pid: name for name, pid in self.property_ids.items() if pid}
+        rekeyed: dict[str, Any] = {}
+        matched: dict[str, Any] = {}
+        for name, value in properties.items():
+            pid = value.get("id") if isinstance(value, dict) else None
+            known = names_by_id.get(pid) if isinstance(pid, str) else None
+            if known is None:
+                rekeyed[name] = value
+            else:
+                matched[known] = value
+        return {**page, "properties": rekeyed | matched}
 
 
 @dataclass
@@ -260,3 +298,101 @@ def status_instructions(
     ]
     lines += [f"  {group}: " + ", ".join(labels) for group, labels in by_group.items() if labels]
     return lines
+
+
+def _fix_options(want: _Wanted, labels: list[str], channels: list[str]) -> str:
+    """The options a property must hold, in words (empty when it has none to hold)."""
+    if want.field == "status" and labels:
+        return " with the options " + ", ".join(labels)
+    if want.field == "channel" and channels:
+        return " with the options " + ", ".join(channels)
+    return ""
+
+
+def _resolve_names(
+    current: CalendarSchema, properties: Mapping[str, Any], configured: PropertyNames
+) -> PropertyNames:
+    """Each field's name now: followed by id, else the name it had, else the configured one."""
+    name_of_id = {str(p.get("id")): name for name, p in properties.items() if isinstance(p, dict)}
+    resolved: dict[str, str] = {}
+    for item in fields(PropertyNames):
+        before = getattr(current.names, item.name)
+        pid = current.property_ids.get(before)
+        if pid and pid in name_of_id:
+            resolved[item.name] = name_of_id[pid]
+        elif before in properties or getattr(configured, item.name) not in properties:
+            resolved[item.name] = before
+        else:
+            resolved[item.name] = getattr(configured, item.name)
+    return PropertyNames(**resolved)
+
+
+def refresh_schema(
+    current: CalendarSchema,
+    data_source: dict[str, Any],
+    status_labels: list[str],
+    channel_ids: list[str],
+    configured: PropertyNames | None = None,
+) -> CalendarSchema:
+    """The schema as Notion shows it now, following renamed properties by their ids.
+
+    A required property that was removed or changed type is not an error here: the
+    schema lists it in `unusable` and says in `problems` what to do, so reads and writes
+    of that field can wait while everything else keeps working.
+    """
+    properties: dict[str, Any] = data_source.get("properties") or {}
+    names = _resolve_names(current, properties, configured or PropertyNames())
+    source = current.data_source_id
+    title = next(
+        (n for n, p in properties.items() if isinstance(p, dict) and p.get("type") == "title"),
+        current.names.title,
+    )
+    names = PropertyNames(**{**vars(names), "title": title})
+    ids: dict[str, str] = {}
+    if isinstance(properties.get(title), dict):
+        ids[title] = str(properties[title].get("id", ""))
+    problems: list[str] = []
+    unusable: set[str] = set()
+    status_type = current.status_type
+    for want in _wanted(names):
+        prop = properties.get(want.name)
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        types = " or ".join(want.types)
+        options = _fix_options(want, status_labels, channel_ids)
+        if isinstance(prop, dict) and kind in want.types:
+            ids[want.name] = str(prop.get("id", ""))
+            if want.field == "status":
+                status_type = "status" if kind == "status" else "select"
+            continue
+        if not want.required:
+            continue
+        unusable.add(want.field)
+        if prop is None:
+            problems.append(
+                f"property {want.name} was removed from data source {source}: add a {want.name} "
+                f"property of type {types}{options}, or run `reelqueue notion setup`"
+            )
+        else:
+            problems.append(
+                f"property {want.name} of data source {source} is now of type {kind}, and "
+                f"reelqueue needs {types}: change its type back in Notion, or rename it and add "
+                f"a {want.name} property of type {types}{options}"
+            )
+    if "status" not in unusable:
+        present = _option_names(properties[names.status])
+        absent = [label for label in status_labels if label not in present]
+        if absent:
+            problems.append(
+                f"property {names.status} of data source {source} lacks the options "
+                + ", ".join(absent)
+                + ": add them in Notion, or run `reelqueue notion setup`"
+            )
+    return CalendarSchema(
+        data_source_id=source,
+        names=names,
+        status_type=status_type,
+        property_ids=ids,
+        optional_present=frozenset(ids),
+        problems=tuple(problems),
+        unusable=frozenset(unusable),
+    )

@@ -13,7 +13,7 @@ so the rows we wrote ourselves stay out of it and it is usually one request.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,10 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.calendar import CalendarSchema
 from reelqueue.db.models import SYNC_STATE
+from reelqueue.ingest.moves import moved_to, pages_to_look_for
 from reelqueue.ingest.reactions import ReactionSummary, Reactor
+from reelqueue.ingest.schema_watch import SchemaWatch, admissible
 from reelqueue.ingest.snapshot import PageSnapshot
 from reelqueue.notion import NotionClient, NotionNotFound, Priority
-from reelqueue.queue import mark_missing
+from reelqueue.queue import hold_moved, mark_missing, release_found
 from reelqueue.statuses import Kind, StatusTable
 
 __all__ = ["PassResult", "Poller", "creator_statuses", "floor_minute"]
@@ -63,6 +65,7 @@ class PassResult:
     pages: int = 0
     queries: int = 0
     summary: ReactionSummary = field(default_factory=ReactionSummary)
+    seen: set[str] = field(default_factory=set)
 
 
 class Poller:
@@ -78,6 +81,8 @@ class Poller:
         *,
         overlap: timedelta = timedelta(seconds=60),
         database_id: str = "",
+        watch: SchemaWatch | None = None,
+        calendars: Collection[str] = (),
     ) -> None:
         self._engine = engine
         self._notion = notion
@@ -86,6 +91,8 @@ class Poller:
         self._table = table
         self._overlap = overlap
         self._database_id = database_id
+        self._watch = watch
+        self._calendars = frozenset(calendars) | {schema.data_source_id}
 
     @property
     def data_source_id(self) -> str:
@@ -98,17 +105,29 @@ class Poller:
     async def _react(
         self, pages: Sequence[dict[str, Any]], result: PassResult
     ) -> list[PageSnapshot]:
-        snapshots = [PageSnapshot.from_page(p, self._schema.names) for p in pages]
+        schema = self._schema
+        snapshots = [PageSnapshot.from_page(schema.keyed(p), schema.names) for p in pages]
         result.pages += len(snapshots)
-        if snapshots:
+        result.seen.update(s.page_id for s in snapshots)
+        usable = admissible(snapshots, schema, self._table)
+        if usable:
             async with self._engine.begin() as conn:
-                result.summary.add(await self._reactor.react(conn, snapshots))
+                await release_found(conn, [s.page_id for s in usable], self._table)
+                result.summary.add(await self._reactor.react(conn, usable))
         return snapshots
+
+    async def _schema_now(self, *, reread: bool = False) -> None:
+        """Read the schema again when a change was announced (or `reread`: a full reconcile)."""
+        source = self.data_source_id
+        if self._watch is not None and (reread or self._watch.is_stale(source)):
+            self._schema = await self._watch.refresh(source)
 
     async def _query(self, result: PassResult, query_filter: dict[str, Any]) -> datetime | None:
         """Run one filtered query to its end; returns where to resume if the row cap hit."""
         cursor: str | None = None
         newest: datetime | None = None
+        if self._schema.lacks(("status",)):
+            return None
         while True:
             page = await self._notion.query_data_source(
                 self.data_source_id,
@@ -132,6 +151,7 @@ class Poller:
     async def incremental(self) -> PassResult:
         """Read what changed since the last poll (a full reconcile the first time)."""
         started = datetime.now(UTC)
+        await self._schema_now()
         watermark = await self._watermark()
         if watermark is None:
             return await self.reconcile()
@@ -160,7 +180,8 @@ class Poller:
     async def recent(self, since: datetime) -> PassResult:
         """Read the pages set to a creator's status since the minute floor of `since`."""
         result = PassResult("recent")
-        kind = self._schema.status_type
+        await self._schema_now()
+        kind, status = self._schema.status_type, self._schema.key(self._schema.names.status)
         labels = [self._table.label(s) for s in creator_statuses(self._table)]
         query_filter = {
             "and": [
@@ -168,12 +189,7 @@ class Poller:
                     "timestamp": "last_edited_time",
                     "last_edited_time": {"on_or_after": _iso(floor_minute(since))},
                 },
-                {
-                    "or": [
-                        {"property": self._schema.names.status, kind: {"equals": label}}
-                        for label in labels
-                    ]
-                },
+                {"or": [{"property": status, kind: {"equals": label}} for label in labels]},
             ]
         }
         await self._query(result, query_filter)
@@ -192,24 +208,44 @@ class Poller:
         tasks yet whose other edits could have been missed.
         """
         started = datetime.now(UTC)
+        await self._schema_now(reread=True)
         first = await self._watermark() is None
         result = PassResult("reconcile")
-        kind = self._schema.status_type
+        kind, status = self._schema.status_type, self._schema.key(self._schema.names.status)
         status_filter = {
             "or": [
-                {"property": self._schema.names.status, kind: {"equals": label}}
-                for label in self._actionable_labels()
+                {"property": status, kind: {"equals": label}} for label in self._actionable_labels()
             ]
         }
         await self._query(result, status_filter)
+        await self._look_for_missing(result)
         await self._save(watermark=started if first else None, reconciled=True)
         return result
+
+    async def _look_for_missing(self, result: PassResult) -> None:
+        """Find the task pages the reconcile did not meet: by their last Status, then by id."""
+        if self._schema.lacks(("status",)):
+            return
+        async with self._engine.connect() as conn:
+            wanted = await pages_to_look_for(conn, self.data_source_id, result.seen, self._table)
+        labels = sorted({label for label in wanted.values() if label})
+        if labels:
+            key, kind = self._schema.key(self._schema.names.status), self._schema.status_type
+            await self._query(
+                result, {"or": [{"property": key, kind: {"equals": label}} for label in labels]}
+            )
+        unseen = [page for page in wanted if page not in result.seen]
+        if unseen:
+            fetched = await self.fetch_pages(unseen)
+            result.queries += fetched.queries
+            result.summary.add(fetched.summary)
 
     async def fetch_pages(self, page_ids: Sequence[str]) -> PassResult:
         """Read single pages (say, after a page.deleted event); gone ones are marked."""
         result = PassResult("fetch")
         found: list[dict[str, Any]] = []
         gone: dict[str, str] = {}
+        moved: dict[str, str] = {}
         for page_id in page_ids:
             try:
                 page = await self._notion.retrieve_page(page_id, priority=Priority.INGEST)
@@ -220,12 +256,15 @@ class Poller:
                 result.queries += 1
             if page.get("in_trash") or page.get("archived"):
                 gone[page_id] = "deleted"
+            elif (where := moved_to(page, self._calendars)) is not None:
+                moved[page_id] = where
             else:
                 found.append(page)
         await self._react(found, result)
-        if gone:
+        if gone or moved:
             async with self._engine.begin() as conn:
                 result.summary.outcomes["missing"] += await mark_missing(conn, gone)
+                result.summary.outcomes["held"] += await hold_moved(conn, moved)
         return result
 
     async def _watermark(self) -> datetime | None:

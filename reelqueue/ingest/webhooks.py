@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.db.models import WEBHOOK_INBOX
+from reelqueue.ingest.moves import SCHEMA_EVENTS, SINGLE_EVENTS
 
 __all__ = [
     "DOORBELL_CHANNEL",
@@ -37,8 +38,11 @@ log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
 DOORBELL_CHANNEL = "reelqueue_doorbell"
-HANDLED_EVENT_TYPES = frozenset(
-    {"page.created", "page.properties_updated", "page.deleted", "page.undeleted", "page.moved"}
+HANDLED_EVENT_TYPES = (
+    frozenset(
+        {"page.created", "page.properties_updated", "page.deleted", "page.undeleted", "page.moved"}
+    )
+    | SCHEMA_EVENTS
 )
 
 _inbox = WEBHOOK_INBOX
@@ -141,9 +145,9 @@ async def record_events(
     """Put events in the inbox in one statement, once each; ring the doorbell for the new ones.
 
     A first-seen event of a handled type, not authored only by our own bot, rings the
-    doorbell of every process through NOTIFY (delivered at commit): page deletions one
-    by one, since they name the page to fetch, and all other events as one ring that
-    carries the newest edit time.
+    doorbell of every process through NOTIFY (delivered at commit): page deletions, moves,
+    restores and schema changes one by one, since they name what to read, and all other
+    events as one ring that carries the newest edit time.
     """
     unique = list({d.event_id: d for d in deliveries}.values())
     if not unique:
@@ -178,8 +182,8 @@ async def record_events(
         verdicts.append(verdict)
         if verdict is Verdict.ACCEPTED:
             rings.append(delivery)
-    deletions = [d for d in rings if d.event_type == "page.deleted"]
-    others = [d for d in rings if d.event_type != "page.deleted"]
+    deletions = [d for d in rings if d.event_type in SINGLE_EVENTS]
+    others = [d for d in rings if d.event_type not in SINGLE_EVENTS]
     if others:
         newest = max(others, key=lambda d: d.timestamp or "")
         deletions.append(newest)

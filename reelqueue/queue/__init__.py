@@ -13,7 +13,7 @@ from reelqueue.queue.claim import (
     waiting_status_for,
 )
 from reelqueue.queue.leader import LEADER_LOCK_KEY, LeaderElection
-from reelqueue.queue.missing import mark_missing
+from reelqueue.queue.missing import MOVED, hold_moved, mark_missing, release_found
 from reelqueue.queue.notify import Listener
 from reelqueue.queue.operations import (
     TaskEventRecord,
@@ -39,6 +39,7 @@ from reelqueue.queue.tasks import (
 
 __all__ = [
     "LEADER_LOCK_KEY",
+    "MOVED",
     "OUTBOX_CHANNEL",
     "TASKS_CHANNEL",
     "ClaimLimits",
@@ -59,12 +60,14 @@ __all__ = [
     "expired_leases",
     "fields_to_write",
     "heartbeat",
+    "hold_moved",
     "insert_tasks",
     "load_tasks",
     "load_tasks_by_page",
     "mark_missing",
     "page_fields",
     "record_changes",
+    "release_found",
     "retry_task",
     "running_status_for",
     "status_counts",

@@ -1,36 +1,60 @@
-"""Pages that were deleted or are no longer shared: their tasks are marked, once."""
+"""Pages that left the calendar (deleted, no longer shared, moved out) and came back.
+
+A deleted or unshared page cancels an active task: the creator took the page away.
+A page moved out of the calendar only holds its task: a move is undone as easily as
+it is made (a drag to the wrong board), and cancelling would throw away a paid step
+that is running. A held task keeps its status and its running step finishes, but
+nothing new starts (its `run_after` is pushed to infinity, which the claim honours)
+and push-back waits, since a page outside the calendar has no Status to write. When
+a read sees the page in the calendar again, the mark is cleared and the task goes on.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import structlog
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelqueue.queue.tasks import TaskChange, apply_changes, load_tasks_by_page
+from reelqueue.db.models import TASK_EVENTS
+from reelqueue.queue.page_view import fields_to_write, page_fields
+from reelqueue.queue.tasks import TaskChange, TaskRecord, apply_changes, load_tasks_by_page
 from reelqueue.statuses import StatusTable
 
-__all__ = ["mark_missing"]
+__all__ = ["MOVED", "hold_moved", "mark_missing", "release_found"]
 
 log = structlog.get_logger(__name__)
 
+MOVED = "moved"
 _STATUSES = StatusTable()  # kinds only: labels do not matter here
 _REASONS = {
     "deleted": "the page was deleted in Notion",
     "unshared": "the page is no longer shared with the integration",
 }
+_HELD_UNTIL = text("'infinity'::timestamptz")
+# A held task may run again at once; a retry's own wait is kept.
+_RUN_AGAIN = text("CASE WHEN run_after = 'infinity' THEN now() ELSE run_after END")
+
+
+async def _note(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """History rows for changes that leave the status as it is (apply_changes skips those)."""
+    if rows:
+        await conn.execute(insert(TASK_EVENTS), list(rows))
 
 
 async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
     """Mark the tasks of these pages (page id -> 'deleted' | 'unshared'); cancel active ones.
 
     Returns how many tasks were newly marked; a task already marked is left alone,
-    so each disappearance is logged once.
+    so each disappearance is logged once. A page moved out and then deleted is
+    marked deleted: the deletion, not the move, says what the creator wants.
     """
     tasks = await load_tasks_by_page(conn, gone, lock=True)
     changes: list[TaskChange] = []
     for page_id, task in tasks.items():
-        if task.page_missing is not None:
+        if task.page_missing is not None and task.page_missing != MOVED:
             continue
         reason = _REASONS.get(gone[page_id], gone[page_id])
         target = "cancelled" if _STATUSES.is_active(task.status) else task.status
@@ -41,6 +65,9 @@ async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
             reason=reason,
             status=target,
         )
+        values: dict[str, Any] = {"page_missing": gone[page_id]}
+        if task.page_missing == MOVED:
+            values["run_after"] = _RUN_AGAIN
         changes.append(
             TaskChange(
                 task_id=task.id,
@@ -49,9 +76,133 @@ async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
                 to_status=target,
                 actor="notion",
                 reason=reason,
-                values={"page_missing": gone[page_id]},
+                values=values,
                 push=False,
             )
         )
     await apply_changes(conn, changes)
+    return len(changes)
+
+
+def _hold_reason(task: TaskRecord, where: str) -> str:
+    if not _STATUSES.is_active(task.status):
+        return (
+            f"the page was moved out of the calendar (to {where}); reelqueue stops updating "
+            "it until it is moved back"
+        )
+    return (
+        f"held: the page was moved out of the calendar (to {where}); a step already running "
+        "finishes, nothing new starts and the page is not updated until it is moved back; "
+        "to stop the video, move it back and set it to Cancelled, or delete the page"
+    )
+
+
+async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str]) -> int:
+    """Hold the tasks of pages moved out of the calendar (page id -> where they went).
+
+    Returns how many tasks were newly held; each gets a history row saying why.
+    """
+    tasks = await load_tasks_by_page(conn, moved, lock=True)
+    changes: list[TaskChange] = []
+    notes: list[dict[str, Any]] = []
+    for page_id, task in tasks.items():
+        if task.page_missing is not None:
+            continue
+        reason = _hold_reason(task, moved[page_id])
+        log.warning(
+            "task held: its page was moved out of the calendar",
+            notion_page_id=page_id,
+            task_id=task.id,
+            moved_to=moved[page_id],
+            status=task.status,
+        )
+        changes.append(
+            TaskChange(
+                task_id=task.id,
+                notion_page_id=page_id,
+                from_status=task.status,
+                to_status=task.status,
+                actor="notion",
+                reason=reason,
+                values={"page_missing": MOVED, "run_after": _HELD_UNTIL},
+                push=False,
+            )
+        )
+        notes.append(
+            {
+                "task_id": task.id,
+                "from_status": task.status,
+                "to_status": task.status,
+                "actor": "notion",
+                "reason": reason,
+            }
+        )
+    await apply_changes(conn, changes)
+    await _note(conn, notes)
+    return len(changes)
+
+
+async def release_found(conn: AsyncConnection, page_ids: Iterable[str], table: StatusTable) -> int:
+    """Clear the mark of tasks whose pages a read just found in the calendar again.
+
+    Call it in the transaction of the reactions to that read. A page moved back takes
+    its task up where it was held (the page is written if it fell behind). A page
+    restored from the trash or shared again has its Status read as a fresh edit, so
+    the reactions act on it (Queued queues the cancelled task again); whatever the
+    page then shows, push-back brings it in line with the task.
+    """
+    ids = list(page_ids)
+    if not ids:
+        return 0
+    marked = await conn.scalars(
+        text(
+            "SELECT notion_page_id FROM tasks WHERE page_missing IS NOT NULL"
+            " AND notion_page_id = ANY(CAST(:pages AS text[]))"
+        ),
+        {"pages": ids},
+    )
+    found = list(marked.all())
+    if not found:
+        return 0
+    tasks = await load_tasks_by_page(conn, found, lock=True)
+    changes: list[TaskChange] = []
+    notes: list[dict[str, Any]] = []
+    for page_id, task in tasks.items():
+        if task.page_missing is None:
+            continue
+        values: dict[str, Any] = {"page_missing": None}
+        if task.page_missing == MOVED:
+            values["run_after"] = _RUN_AGAIN
+            desired = page_fields(table, task.status, task.error_log, task.youtube_url)
+            push = bool(fields_to_write(desired, task.notion_seen))
+            reason = f"the page is back in the calendar: picked up again at {task.status}"
+        else:
+            values["notion_seen"] = {**task.notion_seen, "status": None}
+            push = False
+            was = "restored from the trash" if task.page_missing == "deleted" else "shared again"
+            reason = f"the page was {was}: its Status is read again"
+        log.info("task's page is back", notion_page_id=page_id, task_id=task.id, reason=reason)
+        changes.append(
+            TaskChange(
+                task_id=task.id,
+                notion_page_id=page_id,
+                from_status=task.status,
+                to_status=task.status,
+                actor="notion",
+                reason=reason,
+                values=values,
+                push=push,
+            )
+        )
+        notes.append(
+            {
+                "task_id": task.id,
+                "from_status": task.status,
+                "to_status": task.status,
+                "actor": "notion",
+                "reason": reason,
+            }
+        )
+    await apply_changes(conn, changes)
+    await _note(conn, notes)
     return len(changes)

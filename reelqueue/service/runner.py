@@ -19,6 +19,8 @@ from reelqueue.config import Channels, Settings
 from reelqueue.db import create_engine, upgrade
 from reelqueue.errors import UserError
 from reelqueue.ingest import DOORBELL_CHANNEL, Doorbell, InboxWriter, Poller, Reactor
+from reelqueue.ingest.moves import PAGE_EVENTS, SCHEMA_EVENTS
+from reelqueue.ingest.schema_watch import SchemaWatch
 from reelqueue.notion import NotionAPIError, NotionClient, explain, normalize_id
 from reelqueue.pipeline import Worker, load_step_sets
 from reelqueue.pushback import Pusher
@@ -111,6 +113,7 @@ class Service:
         self.leading = asyncio.Event()
         self.bot_user_id: str | None = None
         self.notion_health = NotionHealth(stall_after_s=self._options.notion_stall_s)
+        self.schemas: SchemaWatch | None = None
 
     @property
     def base_url(self) -> str:
@@ -149,6 +152,12 @@ class Service:
             raise UserError(explain(exc)) from None
         self.bot_user_id = normalize_id(str(me["id"]))
         calendars = await load_calendars(self.notion, self._settings, self._table, self._channels)
+        self.schemas = SchemaWatch(
+            self.notion,
+            {schema.data_source_id: schema for _, schema in calendars},
+            self._table,
+            [c.id for c in self._channels.channels],
+        )
         webhook_token = self._settings.notion_webhook_token
         self._inbox = InboxWriter(self._engine, bot_user_id=self.bot_user_id)
         self._inbox.start()
@@ -160,6 +169,7 @@ class Service:
             is_leader=lambda: self.is_leader,
             notion=self.notion_health,
             last_poll_ok=lambda: self.coordinator.last_poll_ok_at if self.coordinator else None,
+            schema_problems=self.schemas.schema_problems,
         )
         self._web = WebServer(create_app(state), host=self._options.host, port=self._options.port)
         await self._web.start()
@@ -209,8 +219,10 @@ class Service:
             edited_at: datetime | None = None
             with contextlib.suppress(ValueError, TypeError, AttributeError):
                 body = json.loads(payload)
-                if body.get("type") == "page.deleted":
+                if body.get("type") in PAGE_EVENTS:
                     page = body.get("page")
+                if body.get("type") in SCHEMA_EVENTS and self.schemas is not None:
+                    self.schemas.mark_stale(body.get("page"))
                 edited_at = datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00"))
             doorbell.ring(ingest=True, fetch=page, edited_at=edited_at)
 
@@ -221,12 +233,22 @@ class Service:
     ) -> Coordinator:
         assert self._engine is not None
         assert self.notion is not None
+        assert self.schemas is not None
         reactor = Reactor(self._table, self._channels)
+        schemas = self.schemas.schemas
         pollers = [
-            Poller(self._engine, self.notion, schema, reactor, self._table, database_id=database)
+            Poller(
+                self._engine,
+                self.notion,
+                schemas[schema.data_source_id],
+                reactor,
+                self._table,
+                database_id=database,
+                watch=self.schemas,
+                calendars=schemas.keys(),
+            )
             for database, schema in calendars
         ]
-        schemas = {schema.data_source_id: schema for _, schema in calendars}
         pusher = Pusher(
             self._engine, self.notion, schemas, self._table, bot_user_id=self.bot_user_id
         )

@@ -30,7 +30,8 @@ class WebState:
     """What the web app needs from the running service.
 
     `notion` is the Notion health tracker of the service's client (None: "unknown");
-    `last_poll_ok` says when this process last read Notion successfully (as leader).
+    `last_poll_ok` says when this process last read Notion successfully (as leader);
+    `schema_problems` lists what the calendars' schemas lack now, each with its fix.
     """
 
     engine: AsyncEngine
@@ -40,6 +41,7 @@ class WebState:
     is_leader: Callable[[], bool] = field(default=lambda: False)
     notion: NotionHealth | None = None
     last_poll_ok: Callable[[], datetime | None] = field(default=lambda: None)
+    schema_problems: Callable[[], list[str]] = field(default=lambda: [])
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     last_webhook_at: datetime | None = None
     keys: WebhookKeys = field(init=False)
@@ -91,8 +93,10 @@ async def health_report(state: WebState) -> dict[str, Any]:
     """The /healthz body: database, Notion, role, and how long since a poll and a webhook.
 
     "status" is "degraded" when the database is unreachable, or when this process leads
-    and Notion is failing (ingest and push-back are stalled). A standby does not talk to
-    Notion after start-up, so its Notion fields describe its start-up requests.
+    and Notion is failing (ingest and push-back are stalled), or when a calendar's schema
+    lacks a property reelqueue needs (`schema_problems` says how to fix it). A standby
+    does not talk to Notion after start-up, so its Notion fields describe its start-up
+    requests.
     """
     database = "ok"
     polled: datetime | None = None
@@ -111,7 +115,8 @@ async def health_report(state: WebState) -> dict[str, Any]:
     leader = state.is_leader()
     view = state.notion.view() if state.notion is not None else None
     notion = view.as_dict() if view is not None else {"notion": "unknown"}
-    degraded = database != "ok" or (leader and notion["notion"] == "failing")
+    schema = state.schema_problems()
+    degraded = database != "ok" or (leader and notion["notion"] == "failing") or bool(schema)
     now = datetime.now(UTC)
     return {
         "status": "degraded" if degraded else "ok",
@@ -123,6 +128,7 @@ async def health_report(state: WebState) -> dict[str, Any]:
         "last_poll_age_s": _age(polled, now),
         "last_webhook_at": iso(webhook),
         "last_webhook_age_s": _age(webhook, now),
+        "schema_problems": schema,
     }
 
 
