@@ -92,6 +92,7 @@ class Poller:
         self._overlap = overlap
         self._database_id = database_id
         self._watch = watch
+        self._reconcile_due = False
         self._calendars = frozenset(calendars) | {schema.data_source_id}
 
     @property
@@ -117,10 +118,16 @@ class Poller:
         return snapshots
 
     async def _schema_now(self, *, reread: bool = False) -> None:
-        """Read the schema again when a change was announced (or `reread`: a full reconcile)."""
+        """Read the schema again when a change was announced (or `reread`: a full reconcile).
+
+        A schema that lacked a property and no longer does asks for a full reconcile, so
+        the Queued entries that waited for the fix are taken in at once.
+        """
         source = self.data_source_id
         if self._watch is not None and (reread or self._watch.is_stale(source)):
+            lacked = self._schema.unusable
             self._schema = await self._watch.refresh(source)
+            self._reconcile_due |= bool(lacked - self._schema.unusable) and not reread
 
     async def _query(self, result: PassResult, query_filter: dict[str, Any]) -> datetime | None:
         """Run one filtered query to its end; returns where to resume if the row cap hit."""
@@ -153,7 +160,7 @@ class Poller:
         started = datetime.now(UTC)
         await self._schema_now()
         watermark = await self._watermark()
-        if watermark is None:
+        if watermark is None or self._reconcile_due:
             return await self.reconcile()
         result = PassResult("incremental")
         since = floor_minute(watermark - self._overlap)
@@ -209,6 +216,7 @@ class Poller:
         """
         started = datetime.now(UTC)
         await self._schema_now(reread=True)
+        self._reconcile_due = False
         first = await self._watermark() is None
         result = PassResult("reconcile")
         kind, status = self._schema.status_type, self._schema.key(self._schema.names.status)

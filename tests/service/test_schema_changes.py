@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from reelqueue.db import create_engine
+from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service
 from tests.fixtures.sandbox import SANDBOX_DEFAULTS
@@ -137,3 +139,74 @@ async def test_a_removed_channel_degrades_health_with_the_fix_and_loses_nothing(
         return await task_status(database_url, waiting) == "queued"
 
     await until(waiting_in, within_s=10)
+
+
+async def task_fails(database_url: str, page: str, message: str) -> None:
+    """A worker's step fails: the task moves to an error status with an Error Log line."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            task = (await load_tasks_by_page(conn, [page], lock=True))[page]
+            change = TaskChange(
+                task.id,
+                page,
+                task.status,
+                "asset_error",
+                "worker:test",
+                message,
+                values={"error_log": message},
+            )
+            await apply_changes(conn, [change])
+    finally:
+        await engine.dispose()
+
+
+async def test_without_an_error_log_property_its_writes_wait_for_the_fix(
+    sandbox: SandboxAdmin, start_service: StartService, database_url: str
+) -> None:
+    service = await start_service(subscribed=True)
+    failing, other = [p["id"] for p in await sandbox.pages()][:2]
+    await sandbox.edit([failing, other], QUEUED)
+
+    async def both_in() -> bool:
+        return bool(await fetchval(database_url, "SELECT count(*) FROM tasks") == 2)
+
+    await until(both_in, within_s=5)
+    await sandbox.change_schema({"Error Log": None})
+
+    async def degraded() -> bool:
+        return bool((await health(service))["schema_problems"])
+
+    await until(degraded, within_s=5)
+    await task_fails(database_url, failing, "assets: the model timed out")
+    await worker_moves(database_url, other, "claimed")
+
+    async def other_written() -> bool:
+        value = await shown(sandbox, other, "Status")
+        return bool(value and value["name"] == "Processing")
+
+    # The page whose change needs the Error Log waits; the other one is written meanwhile.
+    await until(other_written, within_s=10)
+    assert (await shown(sandbox, failing, "Status"))["name"] == "Queued"
+    pending = await fetchval(
+        database_url,
+        "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND notion_page_id = $1"
+        " AND attempts = 0",
+        failing,
+    )
+    assert pending >= 1, "the write waits: it was not even tried"
+
+    await sandbox.change_schema({"Error Log": {"rich_text": {}}})
+
+    async def failing_written() -> bool:
+        status = await shown(sandbox, failing, "Status")
+        log = await shown(sandbox, failing, "Error Log")
+        return bool(
+            status
+            and status["name"] == "Asset Error"
+            and log
+            and "the model timed out" in log[0]["plain_text"]
+        )
+
+    await until(failing_written, within_s=10)
+    assert (await health(service))["status"] == "ok"
