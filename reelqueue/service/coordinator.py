@@ -36,7 +36,7 @@ from reelqueue.ingest import Doorbell, PassResult, Poller, Rings
 from reelqueue.ingest.applied import inbox_high_water, mark_applied, mark_applied_before
 from reelqueue.logs import correlation
 from reelqueue.notion import NotionError
-from reelqueue.pushback import Pusher
+from reelqueue.pushback import Pusher, PushResult
 
 __all__ = ["CLOCK_SKEW", "HOT_POLL_INTERVAL_S", "HOT_S", "Coordinator"]
 
@@ -60,7 +60,13 @@ PUSH_IDLE_S = 5.0
 
 
 class Coordinator:
-    """Runs ingest and push-back while this process leads."""
+    """Runs ingest and push-back while this process leads.
+
+    For health and tests: `last_poll_ok_at` is when a read of Notion last succeeded
+    (UTC); `last_push` is what the latest push-back drain did, and `pushed` is set after
+    each drain (clear it, then wait, to see the next); `read_to_write_s` keeps the last
+    1,000 read-to-write lags.
+    """
 
     def __init__(
         self,
@@ -93,6 +99,8 @@ class Coordinator:
         self.last_notion_error: str | None = None
         self.last_poll_ok_at: datetime | None = None
         self.read_to_write_s: list[float] = []
+        self.last_push: PushResult | None = None
+        self.pushed = asyncio.Event()
 
     @property
     def hot(self) -> bool:
@@ -193,6 +201,8 @@ class Coordinator:
             await asyncio.sleep(1.0)
             return False
         self.read_to_write_s = (self.read_to_write_s + result.read_to_write_s)[-1000:]
+        self.last_push = result
+        self.pushed.set()
         if result.pages_written:
             self.heat()
         if result.pages_written or result.pages_missing or result.failures:
