@@ -175,7 +175,9 @@ async def release_found(conn: AsyncConnection, page_ids: Iterable[str], table: S
             values["run_after"] = _RUN_AGAIN
             desired = page_fields(table, task.status, task.error_log, task.youtube_url)
             push = bool(fields_to_write(desired, task.notion_seen))
-            reason = f"the page is back in the calendar: picked up again at {task.status}"
+            reason = (
+                f"the page is back in the calendar: picked up again at {table.label(task.status)}"
+            )
         else:
             values["notion_seen"] = {**task.notion_seen, "status": None}
             push = False

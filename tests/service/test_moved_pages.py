@@ -136,3 +136,31 @@ async def test_a_page_restored_from_the_trash_is_taken_in_again(
     await until(requeued, within_s=10)
     assert await task_value(database_url, page, "page_missing") is None
     assert await history_count(database_url, page, "the page was restored from the trash%") == 1
+
+
+async def test_a_held_page_deleted_out_of_the_calendar_cancels_its_task(
+    sandbox: SandboxAdmin, start_service: StartService, database_url: str
+) -> None:
+    await start_service(subscribed=True)
+    page = (await sandbox.pages())[0]["id"]
+    await sandbox.edit([page], QUEUED)
+
+    async def created() -> bool:
+        return bool(await task_value(database_url, page, "status") == "queued")
+
+    await until(created, within_s=5)
+    await sandbox.move_page(page, sandbox.parent_page_id)
+
+    async def held() -> bool:
+        return bool(await task_value(database_url, page, "page_missing") == "moved")
+
+    await until(held, within_s=5)
+    # Deleting the page says more than moving it did: the video is stopped.
+    await sandbox.delete_page(page)
+
+    async def deleted() -> bool:
+        return bool(await task_value(database_url, page, "page_missing") == "deleted")
+
+    await until(deleted, within_s=5)
+    assert await task_value(database_url, page, "status") == "cancelled"
+    assert await task_value(database_url, page, "run_after <= now()")
