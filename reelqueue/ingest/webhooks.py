@@ -128,7 +128,9 @@ def classify(delivery: Delivery, *, bot_user_id: str | None) -> Verdict:
     """What an event asks of us, before knowing whether it was seen already."""
     if delivery.event_type not in HANDLED_EVENT_TYPES:
         return Verdict.IGNORED
-    if bot_user_id and delivery.author_ids and set(delivery.author_ids) == {bot_user_id}:
+    ours = bool(bot_user_id and delivery.author_ids and set(delivery.author_ids) == {bot_user_id})
+    # A schema change by our bot (`reelqueue notion setup`) still asks for the schema anew.
+    if ours and delivery.event_type not in SCHEMA_EVENTS:
         return Verdict.OWN_WRITE
     return Verdict.ACCEPTED
 

@@ -9,9 +9,10 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from reelqueue.calendar import CalendarSchema, PropertyNames, check_schema, refresh_schema
-from reelqueue.ingest.moves import moved_to
+from reelqueue.ingest.moves import SCHEMA_EVENTS, moved_to
 from reelqueue.ingest.schema_watch import admissible
 from reelqueue.ingest.snapshot import PageSnapshot
+from reelqueue.ingest.webhooks import HANDLED_EVENT_TYPES, Delivery, Verdict, classify
 from reelqueue.statuses import StatusTable
 from tests.unit.test_calendar_schema import CHANNELS, LABELS, data_source
 
@@ -149,3 +150,22 @@ def test_only_a_page_under_one_of_our_data_sources_is_in_the_calendar(parent: An
     assert where, "a page elsewhere is described in words"
     home = {"type": "data_source_id", "data_source_id": OURS.replace("-", "").upper()}
     assert moved_to({"id": OURS, "parent": home}, {OURS}) is None
+
+
+BOT = "1edc05f6-2702-81b5-8408-00279347f034"
+
+
+@given(st.sampled_from(sorted(HANDLED_EVENT_TYPES)))
+def test_our_own_schema_changes_still_ask_for_the_schema_anew(event_type: str) -> None:
+    delivery = Delivery(
+        event_id="e",
+        event_type=event_type,
+        entity_id=OURS,
+        author_ids=(BOT,),
+        author_types=("bot",),
+        data_source_id=None,
+        timestamp=None,
+        body={},
+    )
+    expected = Verdict.ACCEPTED if event_type in SCHEMA_EVENTS else Verdict.OWN_WRITE
+    assert classify(delivery, bot_user_id=BOT) is expected
