@@ -189,7 +189,7 @@ class Poller:
         result = PassResult("recent")
         await self._schema_now()
         kind, status = self._schema.status_type, self._schema.key(self._schema.names.status)
-        labels = [self._table.label(s) for s in creator_statuses(self._table)]
+        labels = list(dict.fromkeys(self._table.label(s) for s in creator_statuses(self._table)))
         query_filter = {
             "and": [
                 {
