@@ -1,11 +1,21 @@
-"""Benchmark: 50 concurrent callers, 150 requests, against a sandbox limited to 3 requests/second.
+"""Benchmark: reelqueue's Notion limiter against both of the sandbox's rate models.
 
-Side by side in one run: reelqueue's client (one token bucket per token, retries with
-Retry-After) and the official SDK alone (its own 429 retries, no limiter). Reports the
-elapsed time against the ideal `(requests - burst) / rate`, the 429s the sandbox sent,
-and the calls that failed.
+Bucket model (Notion's older "3 requests/second, some bursts"; sandbox at 3/s, burst 6):
+50 callers make 150 `GET /v1/pages/{id}`, through reelqueue's client (bucket 3/s, burst 3)
+and through the official SDK alone (its own 429 retries, no limiter). Ideal time:
+`(requests - burst) / rate`.
 
-    .venv/bin/python -m bench.limiter [--requests 150] [--callers 50]
+Window model (Notion's current per-connection budget; sandbox at `--budget` requests per
+`--window` seconds, every request taking `--latency-ms`): 50 callers make `--window-requests`
+requests through reelqueue's client as deployed (no budget configured: it paces by a
+bucket of 6/s, faster than the budget, and must learn the budget from its first 429),
+with the budget configured (NOTION_RATE_BUDGET), and through the official SDK alone.
+Ideal time: `(ceil(requests / budget) - 1) * window` (each window's budget at once).
+
+Each reelqueue run uses a fresh token of the sandbox's workspace, so nothing learned by
+one run helps the next. Prints one JSON line per run and a summary.
+
+    .venv/bin/python -m bench.limiter [--model both|bucket|window] [--callers 50]
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,11 +35,13 @@ from reelqueue.notion import NotionClient
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
 
 RATE, SANDBOX_BURST, CLIENT_BURST = 3.0, 6, 3
+LEARNING_RATE, LEARNING_BURST = 6.0, 6
 
 
 async def drive(
     calls: int, callers: int, one: Callable[[str], Awaitable[Any]], page: str
 ) -> dict[str, int]:
+    """Make `calls` calls from `callers` concurrent callers; count successes and failures."""
     queue: asyncio.Queue[int] = asyncio.Queue()
     for n in range(calls):
         queue.put_nowait(n)
@@ -47,30 +60,38 @@ async def drive(
     return outcome
 
 
-async def measure(name: str, sandbox: SandboxServer, calls: int, callers: int) -> dict[str, Any]:
-    admin = SandboxAdmin(sandbox.base_url)
-    await admin.reset(videos=5, rps=RATE, burst=SANDBOX_BURST)
+async def measure(
+    name: str,
+    admin: SandboxAdmin,
+    reset: dict[str, Any],
+    calls: int,
+    callers: int,
+    ideal: float,
+    client_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One run: reset the sandbox, make the calls through one client, report."""
+    info = await admin.reset(videos=5, **reset)
     page = (await admin.pages())[0]["id"]
+    status: dict[str, Any] | None = None
     started = time.monotonic()
-    if name == "reelqueue":
-        async with NotionClient(
-            sandbox.token, base_url=sandbox.base_url, rate_limit=RATE, burst=CLIENT_BURST
-        ) as client:
+    if client_options is not None:
+        token = await admin.issue_token()
+        async with NotionClient(token, base_url=info["base_url"], **client_options) as client:
             outcome = await drive(calls, callers, client.retrieve_page, page)
-            client_429s = client.stats["rate_limited"]
+            client_429s: int | None = client.stats["rate_limited"]
+            status = client.rate_limit_status().as_dict()
     else:
-        sdk = AsyncClient(auth=sandbox.token, base_url=sandbox.base_url)
+        sdk = AsyncClient(auth=info["token"], base_url=info["base_url"])
         try:
             outcome = await drive(calls, callers, lambda p: sdk.pages.retrieve(page_id=p), page)
         finally:
             await sdk.aclose()
         client_429s = None
     elapsed = time.monotonic() - started
-    ideal = (calls - CLIENT_BURST) / RATE
     stats = await admin.stats()
-    await admin.aclose()
     return {
         "run": "limiter",
+        "model": reset["rate_model"],
         "client": name,
         "requests": calls,
         "callers": callers,
@@ -81,33 +102,89 @@ async def measure(name: str, sandbox: SandboxServer, calls: int, callers: int) -
         "rate_limited_seen_by_client": client_429s,
         "succeeded": outcome["ok"],
         "failed": outcome["failed"],
+        "learned": (
+            {k: status[k] for k in ("budget", "budget_source", "window_s")} if status else None
+        ),
     }
+
+
+async def bucket_runs(admin: SandboxAdmin, calls: int, callers: int) -> list[dict[str, Any]]:
+    """reelqueue and the SDK alone against the token bucket."""
+    reset = {"rate_model": "bucket", "rps": RATE, "burst": SANDBOX_BURST, "latency_ms": 0}
+    ideal = (calls - CLIENT_BURST) / RATE
+    ours = {"rate_limit": RATE, "burst": CLIENT_BURST}
+    return [
+        await measure("reelqueue", admin, reset, calls, callers, ideal, ours),
+        await measure("official_sdk_alone", admin, reset, calls, callers, ideal),
+    ]
+
+
+async def window_runs(
+    admin: SandboxAdmin, calls: int, callers: int, budget: int, window_s: float, latency_ms: float
+) -> list[dict[str, Any]]:
+    """reelqueue learning, reelqueue configured and the SDK alone against the window budget."""
+    reset = {
+        "rate_model": "window",
+        "budget": budget,
+        "window_s": window_s,
+        "latency_ms": latency_ms,
+    }
+    ideal = (math.ceil(calls / budget) - 1) * window_s + latency_ms / 1000
+    learning = {"rate_limit": LEARNING_RATE, "burst": LEARNING_BURST, "window_s": window_s}
+    configured = {"budget": budget, "window_s": window_s}
+    return [
+        await measure("reelqueue_learning", admin, reset, calls, callers, ideal, learning),
+        await measure("reelqueue_configured", admin, reset, calls, callers, ideal, configured),
+        await measure("official_sdk_alone", admin, reset, calls, callers, ideal),
+    ]
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=150)
+    parser.add_argument("--model", choices=("both", "bucket", "window"), default="both")
+    parser.add_argument("--requests", type=int, default=150, help="bucket model requests")
     parser.add_argument("--callers", type=int, default=50)
+    parser.add_argument("--window-requests", type=int, default=240)
+    parser.add_argument("--budget", type=int, default=60)
+    parser.add_argument("--window", type=float, default=20.0)
+    parser.add_argument("--latency-ms", type=float, default=300.0)
     args = parser.parse_args()
     configure_logging("error", "json")
-    config = SandboxConfig(rate_model="bucket", rps=RATE, burst=SANDBOX_BURST)
-    with SandboxServer(config) as sandbox:
-        ours = await measure("reelqueue", sandbox, args.requests, args.callers)
-        print(json.dumps(ours), flush=True)
-        bare = await measure("official_sdk_alone", sandbox, args.requests, args.callers)
-        print(json.dumps(bare), flush=True)
-    print(
-        json.dumps(
-            {
-                "run": "summary",
-                "reelqueue_within_10pct_of_ideal": ours["elapsed_over_ideal"] <= 1.10,
-                "reelqueue_429s": ours["rate_limited_sent_by_sandbox"],
-                "sdk_alone_429s": bare["rate_limited_sent_by_sandbox"],
-                "sdk_alone_over_reelqueue_elapsed": round(bare["elapsed_s"] / ours["elapsed_s"], 2),
-            }
-        ),
-        flush=True,
-    )
+    results: list[dict[str, Any]] = []
+    with SandboxServer(SandboxConfig(rate_model="bucket")) as sandbox:
+        admin = SandboxAdmin(sandbox.base_url)
+        try:
+            if args.model in ("both", "bucket"):
+                for result in await bucket_runs(admin, args.requests, args.callers):
+                    print(json.dumps(result), flush=True)
+                    results.append(result)
+            if args.model in ("both", "window"):
+                runs = await window_runs(
+                    admin,
+                    args.window_requests,
+                    args.callers,
+                    args.budget,
+                    args.window,
+                    args.latency_ms,
+                )
+                for result in runs:
+                    print(json.dumps(result), flush=True)
+                    results.append(result)
+        finally:
+            await admin.aclose()
+    print(json.dumps({"run": "summary", **summary(results)}), flush=True)
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per model and client: 429s the sandbox sent and elapsed over ideal."""
+    return {
+        f"{r['model']}/{r['client']}": {
+            "429s": r["rate_limited_sent_by_sandbox"],
+            "elapsed_over_ideal": r["elapsed_over_ideal"],
+            "failed": r["failed"],
+        }
+        for r in results
+    }
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""A token bucket with priority lanes, one per Notion token for the whole process.
+"""Notion's rate limits on our side: one limiter per token, holds shared per workspace.
+
+`TokenBucket` is a token bucket with priority lanes; `NotionLimiter`, the one per Notion
+token for the whole process (`limiter_for`), adds what Notion's Request limits page
+describes: a hold of every request of the token after a 429 (or of every token of the
+workspace, when the 429 names the workspace limit) and a budget of requests per 60-s
+window, configured or learned from the first per-connection 429.
 
 Callers wait in the lane of their priority; whenever a token is due, the first caller of
 the most urgent non-empty lane gets it (FIFO within a lane). A newcomer never overtakes a
@@ -319,6 +325,7 @@ class NotionLimiter(TokenBucket):
         self._accepted: list[float] = []
         self._hold_until = -math.inf
         self._hold_reason: str | None = None
+        self._fresh_from = -math.inf
         self._workspace: WorkspaceGate | None = None
         self._rate_limited = 0
 
@@ -338,8 +345,11 @@ class NotionLimiter(TokenBucket):
         return self._budget_and_source()[0]
 
     def _budget_and_source(self) -> tuple[int | None, str]:
-        if self._learned is not None and self._clock() - self._learned_at < LEARNED_BUDGET_TTL_S:
-            return self._learned, "learned"
+        if self._learned is not None:
+            if self._clock() - self._learned_at < LEARNED_BUDGET_TTL_S:
+                return self._learned, "learned"
+            self._learned = None
+            self.configure(*_bucket_shape(*self._asked, self._configured, self._window_s))
         if self._configured is not None:
             return self._configured, "configured"
         return None, "none"
@@ -399,6 +409,9 @@ class NotionLimiter(TokenBucket):
         already_held = self._hold_until > now
         self.hold(retry_after, reason=reason)
         if teaches_budget(reason) and not already_held:
+            # The window resets when the hold ends: what was sent before the refusal (but
+            # the last second, which may land after the reset) no longer counts.
+            self._fresh_from = now - self._slack_s
             self._learn(now, retry_after, now if sent_at is None else sent_at)
         return CONNECTION
 
@@ -417,6 +430,9 @@ class NotionLimiter(TokenBucket):
         )
         self._learned = learned
         self._learned_at = now
+        # Notion keeps a window budget: spend it at any pace, from a full bucket at the reset.
+        self.configure(*_bucket_shape(*self._asked, learned, self._window_s))
+        self._tokens = float(self.burst)
 
     def status(self) -> RateLimitStatus:
         """What this limiter knows right now; see `RateLimitStatus`."""
@@ -458,7 +474,8 @@ class NotionLimiter(TokenBucket):
         budget = self.budget
         if budget is not None:
             span = self._window_s + self._slack_s
-            recent = len(self._sent) - bisect_right(self._sent, now - span)
+            since = max(now - span, self._fresh_from)
+            recent = len(self._sent) - bisect_right(self._sent, since)
             if recent >= budget:
                 wait = max(wait, self._sent[len(self._sent) - budget] + span - now)
         return max(0.0, wait)
