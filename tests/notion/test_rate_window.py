@@ -14,7 +14,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from reelqueue.notion import NotionLimiter, Priority, RateLimitStatus
-from reelqueue.notion.limiter import learn_budget, limit_scope, teaches_budget
+from reelqueue.notion.limiter import (
+    LEARNED_BUDGET_TTL_S,
+    learn_budget,
+    limit_scope,
+    teaches_budget,
+)
 from reelqueue.notion.transport import RetryingTransport
 from tests.notion.clock import ManualClock, settle
 
@@ -359,3 +364,21 @@ def test_once_learned_few_windows_see_a_429_and_the_budget_is_spent(
     spent = sum(notion.counts[window] for window in full)
     assert spent >= budget * (len(full) * 60.0 / 61.0 - 1), (spent, len(full))
     assert run.limiter.status().budget_source == "learned"
+
+
+async def test_a_learned_budget_is_forgotten_after_half_an_hour() -> None:
+    clock = ManualClock()
+    lim = limiter(clock, rate=3.0, burst=3)
+    callers = Callers(lim, clock)
+    for i in range(5):
+        callers.start(f"c{i}")
+    await clock.advance(2.0)
+    for sent in callers.times.values():
+        lim.answered(sent, 200)
+    lim.rate_limited(58.0, reason=CONNECTION_REASON)
+    learned = lim.status()
+    assert (learned.budget, learned.rate, learned.burst) == (5, 5 / 60, 5)
+    clock.now += LEARNED_BUDGET_TTL_S
+    forgotten = lim.status()
+    assert (forgotten.budget, forgotten.budget_source) == (None, "none")
+    assert (forgotten.rate, forgotten.burst) == (3.0, 3)
