@@ -155,20 +155,26 @@ class Poller:
                 return None
             cursor = page.next_cursor
 
-    async def incremental(self) -> PassResult:
-        """Read what changed since the last poll (a full reconcile the first time)."""
+    async def incremental(self, *, others_only: bool = False) -> PassResult:
+        """Read what changed since the last poll (a full reconcile the first time).
+
+        `others_only` leaves out the pages whose Status a creator sets, for just after a
+        recent read took those in; it does not move the watermark, the full poll does.
+        """
         started = datetime.now(UTC)
         await self._schema_now()
         watermark = await self._watermark()
         if watermark is None or self._reconcile_due:
             return await self.reconcile()
-        result = PassResult("incremental")
+        result = PassResult("follow-up" if others_only else "incremental")
         since = floor_minute(watermark - self._overlap)
         while True:
-            time_filter = {
+            time_filter: dict[str, Any] = {
                 "timestamp": "last_edited_time",
                 "last_edited_time": {"on_or_after": _iso(since)},
             }
+            if others_only:
+                time_filter = {"and": [time_filter, *self._not_creator_statuses()]}
             resume = await self._query(result, time_filter)
             if resume is None:
                 break
@@ -181,15 +187,26 @@ class Poller:
                 )
                 break
             since = narrower
-        await self._save(watermark=started)
+        if not others_only:
+            await self._save(watermark=started)
         return result
+
+    def _creator_labels(self) -> list[str]:
+        return list(dict.fromkeys(self._table.label(s) for s in creator_statuses(self._table)))
+
+    def _not_creator_statuses(self) -> list[dict[str, Any]]:
+        kind, status = self._schema.status_type, self._schema.key(self._schema.names.status)
+        return [
+            {"property": status, kind: {"does_not_equal": label}}
+            for label in self._creator_labels()
+        ]
 
     async def recent(self, since: datetime) -> PassResult:
         """Read the pages set to a creator's status since the minute floor of `since`."""
         result = PassResult("recent")
         await self._schema_now()
         kind, status = self._schema.status_type, self._schema.key(self._schema.names.status)
-        labels = list(dict.fromkeys(self._table.label(s) for s in creator_statuses(self._table)))
+        labels = self._creator_labels()
         query_filter = {
             "and": [
                 {

@@ -16,7 +16,9 @@ page, or a creator's edit rings, the calendar is "hot" for `hot_s`: while hot, a
 read runs every `hot_poll_interval_s` (one query per data source), so an approval,
 cancel or re-queue is seen within seconds instead of a minute. When quiet, only the
 incremental poll runs, once per data source per poll interval. A webhook ring is
-answered by a recent read at once and an incremental poll `FOLLOW_UP_POLL_S` later.
+answered by a recent read at once and, `FOLLOW_UP_POLL_S` later, by a follow-up poll of
+the pages whose Status is not a creator's (the recent read took those), so a bulk edit
+is not read twice.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class Coordinator:
         # Per data source: (monotonic, wall clock) start of the last completed recent read.
         self._recent: dict[str, tuple[float, datetime]] = {}
         self._hot_until = 0.0
+        # The newest inbox row when the last recent read of every data source began.
+        self._recent_upto = 0
         self.passes = 0
         self.ready = asyncio.Event()
         self.last_notion_error: str | None = None
@@ -136,9 +140,10 @@ class Coordinator:
     async def _ingest_loop(self, stop: asyncio.Event) -> None:
         next_poll = time.monotonic() + self._poll_interval_s
         next_reconcile = time.monotonic() + self._reconcile_interval_s
+        follow_up: float | None = None
         while not stop.is_set():
             now = time.monotonic()
-            due = min(next_poll, next_reconcile)
+            due = min(next_poll, next_reconcile, follow_up or next_poll)
             if self.hot:
                 due = min(due, self._next_hot_read())
             rings = await self._wait(stop, max(0.0, due - now))
@@ -152,10 +157,14 @@ class Coordinator:
             if rings.needs_read_after(self._covered_until):
                 if rings.needs_read_after(self._recent_covered()):
                     await self._guarded(self._recent_all)
-                next_poll = min(next_poll, time.monotonic() + FOLLOW_UP_POLL_S)
+                follow_up = follow_up or time.monotonic() + FOLLOW_UP_POLL_S
             if now >= next_poll:
                 await self._guarded(self._incremental_all)
                 next_poll = time.monotonic() + self._poll_interval_s
+                follow_up = None
+            elif follow_up is not None and now >= follow_up:
+                await self._guarded(self._follow_up_all)
+                follow_up = None
             elif rings.ingest and not rings.needs_read_after(self._covered_until):
                 await self._mark_covered()
             if now >= next_reconcile:
@@ -293,6 +302,27 @@ class Coordinator:
         self._covered_until = started - CLOCK_SKEW
         self.last_poll_ok_at = datetime.now(UTC)
 
+    async def _follow_up_all(self) -> None:
+        """After a ring's recent read: the other pages edited since the last poll.
+
+        With the recent reads, every edit before the first of them began is covered.
+        """
+        covered = self._recent_covered()
+
+        async def read() -> None:
+            for poller in self._pollers:
+                with correlation(source="follow-up"):
+                    self._log(await poller.incremental(others_only=True), poller.data_source_id)
+
+        upto = self._recent_upto
+        await self._read(read, covers_all=False)
+        if covered is not None and (self._covered_until is None or covered > self._covered_until):
+            self._covered_until = covered
+            await self._mark_covered()
+        if self._engine is not None and await mark_applied(self._engine, upto):
+            self._doorbell.ring(ingest=False, push=True)
+        self.last_poll_ok_at = datetime.now(UTC)
+
     async def _mark_covered(self) -> None:
         """Events for edits an earlier read already covered need no read of their own."""
         if self._engine is None or self._covered_until is None:
@@ -302,6 +332,8 @@ class Coordinator:
 
     async def _recent_all(self) -> None:
         async with self._read_lock:
+            if self._engine is not None:
+                self._recent_upto = await inbox_high_water(self._engine)
             for poller in self._pollers:
                 await self._recent_one(poller)
         self.last_poll_ok_at = datetime.now(UTC)
