@@ -22,7 +22,7 @@ Ingest's share of the budget counts every request but page writes, by when it re
 sandbox (a request log around the sandbox app); push-back's fresh reads are counted by
 wrapping the coordinator's `fresh_read` in this process.
 
-    .venv/bin/python -m bench.follow_up [--trials 12] [--quiet-s 20] [--models bucket,window]
+    .venv/bin/python -m bench.follow_up [--trials 12] [--quiet-s 30] [--models bucket,window]
 """
 
 from __future__ import annotations

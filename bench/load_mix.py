@@ -173,6 +173,10 @@ async def one_model(
     def ratio(seconds: float | None, requests: int) -> float | None:
         return None if seconds is None else round(seconds / (requests / BUDGET_PER_S), 3)
 
+    # The first read of the creator's statuses after the second edit: what it waited for.
+    first_read = next(
+        (e for e in run if e.arrived >= second_started and e.purpose == "recent"), None
+    )
     refused = [e for e in run if e.status == 429]
     per_window = rate_limited_per_window(run, started)
     return {
@@ -184,6 +188,12 @@ async def one_model(
         "seconds_first_batch_to_queue": round(first_queued_s, 3),
         "seconds_more_to_queue": None if second_queued_s is None else round(second_queued_s, 3),
         "more_edit_after_s": round(second_started - started, 2),
+        "more_first_read_sent_s": None
+        if first_read is None
+        else round(first_read.arrived - second_started, 3),
+        "more_first_read_answered_s": None
+        if first_read is None
+        else round(first_read.answered - second_started, 3),
         "push_busy": {
             "from_s": round(busy_start - started, 2),
             "to_s": round(busy_end - started, 2),

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 from pydantic import SecretStr
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reelqueue.config import Channels, Settings
@@ -127,9 +128,13 @@ def query_purpose(body: bytes) -> str:
     return "other"
 
 
+def _not_a_disconnect(record: logging.LogRecord) -> bool:
+    return not (record.exc_info and isinstance(record.exc_info[1], ClientDisconnect))
+
+
 def quiet_logs() -> None:
     """Keep the servers' tracebacks of requests cut off at shutdown out of the output."""
-    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)
+    logging.getLogger("uvicorn.error").addFilter(_not_a_disconnect)
 
 
 def sandbox(model: str, **options: Any) -> tuple[SandboxServer, list[Request]]:
