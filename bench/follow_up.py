@@ -51,6 +51,7 @@ from bench.notion_like import (
     Database,
     Request,
     between,
+    code_version,
     count_fresh_reads,
     counts,
     percentiles,
@@ -346,6 +347,7 @@ async def main() -> None:
             results.append(result)
     summary = {
         "run": "summary",
+        "code": code_version(),
         "targets": {
             r["rate_model"]: {
                 "reaction_p95_within_5s": (r["reaction_s"]["p95"] or 99) <= 5,

@@ -11,6 +11,10 @@ PATCHes per second while it is busy (from a log of every request that reached th
 sandbox), the seconds until all 200 pages show Published against the ideal, and 429s.
 
     .venv/bin/python -m bench.load_mix [--videos 200] [--more 20] [--models bucket,window]
+
+`--pusher-window-s` is an experiment, not a setting: it changes the default of push-back's
+read-to-write window (`Pusher(window_s=...)`) in this process, to show what bounds the
+page writes per second.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from bench.notion_like import (
     Database,
     Request,
     between,
+    code_version,
     count_fresh_reads,
     counts,
     quiet_logs,
@@ -43,6 +48,7 @@ from bench.notion_like import (
 from reelqueue.config import DEFAULT_CHANNELS
 from reelqueue.db import start_embedded_server
 from reelqueue.logs import configure_logging
+from reelqueue.pushback import Pusher
 from reelqueue.sandbox import SandboxAdmin
 
 QUEUED = {"Status": {"status": {"name": "Queued"}}}
@@ -243,9 +249,19 @@ async def main() -> None:
     parser.add_argument("--models", default="bucket,window")
     parser.add_argument("--busy-after", type=int, default=15, help="page writes before the edit")
     parser.add_argument("--timeout", type=float, default=200.0)
+    parser.add_argument(
+        "--pusher-window-s",
+        type=float,
+        default=None,
+        help="experiment: push-back's read-to-write window instead of its default",
+    )
     args = parser.parse_args()
     configure_logging("error", "json")
     quiet_logs()
+    if args.pusher_window_s is not None:
+        defaults = Pusher.__init__.__kwdefaults__
+        assert defaults is not None
+        defaults["window_s"] = args.pusher_window_s
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="reelqueue-bench-") as tmp:
         server = start_embedded_server(Path(tmp) / "pg")
@@ -257,6 +273,7 @@ async def main() -> None:
             results.append(result)
     summary = {
         "run": "summary",
+        "code": code_version(),
         "targets": {
             r["rate_model"]: {
                 "more_in_queue_within_2s": (r["seconds_more_to_queue"] or 99) <= 2,
@@ -272,6 +289,8 @@ async def main() -> None:
             for r in results
         },
     }
+    if args.pusher_window_s is not None:
+        summary["pusher_window_s"] = args.pusher_window_s
     print(json.dumps(summary), flush=True)
 
 

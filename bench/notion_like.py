@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import statistics
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -126,6 +127,17 @@ def query_purpose(body: bytes) -> str:
     if "or" in query_filter:
         return "reconcile"
     return "other"
+
+
+def code_version() -> dict[str, Any]:
+    """The commit measured, and the files of reelqueue/ changed in the work tree beside it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return done.stdout.rstrip()
+
+    changed = [line[3:] for line in git("status", "--porcelain", "--", "reelqueue").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted": changed}
 
 
 def _not_a_disconnect(record: logging.LogRecord) -> bool:

@@ -43,6 +43,7 @@ from bench.notion_like import (
     LATENCY_MS,
     Request,
     between,
+    code_version,
     counts,
     fresh_database,
     percentiles,
@@ -316,6 +317,7 @@ async def main() -> None:
             results.append(result)
     summary = {
         "run": "summary",
+        "code": code_version(),
         "targets": {
             r["rate_model"]: {
                 "nothing_sent_after_first_429_before_end": r["sent_after_first_429_before_end"]
