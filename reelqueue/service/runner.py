@@ -217,10 +217,10 @@ class Service:
                 return
             page: str | None = None
             edited_at: datetime | None = None
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
+            with contextlib.suppress(ValueError, TypeError, AttributeError, KeyError):
                 body = json.loads(payload)
-                if body.get("type") in PAGE_EVENTS:
-                    page = body.get("page")
+                if body.get("type") in PAGE_EVENTS and isinstance(body.get("page"), str):
+                    page = body["page"]
                 if body.get("type") in SCHEMA_EVENTS and self.schemas is not None:
                     self.schemas.mark_stale(body.get("page"))
                 edited_at = datetime.fromisoformat(str(body["at"]).replace("Z", "+00:00"))
