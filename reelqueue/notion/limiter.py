@@ -22,7 +22,7 @@ import hashlib
 import math
 import time
 from bisect import bisect_left, bisect_right
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,7 +66,7 @@ class TokenBucket:
         self._sleep = sleep
         self._tokens = float(burst)
         self._updated = clock()
-        self._lanes: dict[Priority, deque[asyncio.Future[None]]] = {p: deque() for p in Priority}
+        self._lanes: dict[Priority, deque[asyncio.Future[float]]] = {p: deque() for p in Priority}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._dispatcher: asyncio.Task[None] | None = None
 
@@ -98,18 +98,20 @@ class TokenBucket:
         self._refill()
         return self._tokens
 
-    async def acquire(self, priority: Priority = Priority.INGEST, *, first: bool = False) -> None:
+    async def acquire(self, priority: Priority = Priority.INGEST, *, first: bool = False) -> float:
         """Wait for a token: the most urgent lane first, first come first served within it.
 
         `first` puts the caller at the head of its lane (a retry of a refused request).
+        Returns the clock's reading when the token was handed out.
         """
         loop = self._bind_loop()
         self._refill()
-        if self._tokens >= 1 and not self.waiting and self._blocked_for(self._clock()) <= 0:
+        now = self._clock()
+        if self._tokens >= 1 and not self.waiting and self._blocked_for(now) <= 0:
             self._tokens -= 1
-            self._granted(self._clock())
-            return
-        waiter: asyncio.Future[None] = loop.create_future()
+            self._granted(now)
+            return now
+        waiter: asyncio.Future[float] = loop.create_future()
         lane = self._lanes[Priority(priority)]
         if first:
             lane.appendleft(waiter)
@@ -117,7 +119,7 @@ class TokenBucket:
             lane.append(waiter)
         self._wake(loop)
         try:
-            await waiter
+            return await waiter
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self._tokens = min(self._tokens + 1, float(self._burst))
@@ -146,7 +148,7 @@ class TokenBucket:
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = loop.create_task(self._dispatch(), name="notion-rate-limiter")
 
-    def _next_waiter(self) -> asyncio.Future[None] | None:
+    def _next_waiter(self) -> asyncio.Future[float] | None:
         for priority in Priority:
             lane = self._lanes[priority]
             while lane and lane[0].done():
@@ -172,8 +174,9 @@ class TokenBucket:
                 if waiter is None:
                     return
                 self._tokens -= 1
-                self._granted(self._clock())
-                waiter.set_result(None)
+                now = self._clock()
+                self._granted(now)
+                waiter.set_result(now)
                 blocked = self._blocked_for(self._clock())
             if not self.waiting:
                 return
@@ -322,10 +325,12 @@ class NotionLimiter(TokenBucket):
         self._learned: int | None = None
         self._learned_at = -math.inf
         self._sent: list[float] = []
+        self._counted: list[float] = []
+        self._in_flight: Counter[float] = Counter()
+        self._carried: Counter[float] = Counter()
         self._accepted: list[float] = []
         self._hold_until = -math.inf
         self._hold_reason: str | None = None
-        self._fresh_from = -math.inf
         self._workspace: WorkspaceGate | None = None
         self._rate_limited = 0
 
@@ -359,10 +364,6 @@ class NotionLimiter(TokenBucket):
         """The Notion workspace of this token, once known (from GET /v1/users/me)."""
         return self._workspace.workspace_id if self._workspace else None
 
-    def now(self) -> float:
-        """The limiter's clock: pass its readings back as `sent_at`."""
-        return self._clock()
-
     def reconfigure(
         self, rate: float, burst: int, budget: int | None, window_s: float = DEFAULT_WINDOW_S
     ) -> None:
@@ -377,9 +378,17 @@ class NotionLimiter(TokenBucket):
         """Share holds with every other token of this workspace from now on."""
         self._workspace = workspace_gate(workspace_id)
 
-    def answered(self, sent_at: float, status: int) -> None:
-        """Note the answer to a request sent at `sent_at`: all but 429 count as accepted."""
-        if status != 429:
+    def answered(self, sent_at: float, status: int | None) -> None:
+        """Note how the request granted at `sent_at` ended: an HTTP status (all but 429 count
+        as accepted) or None when no answer came."""
+        _take(self._in_flight, sent_at)
+        if _take(self._carried, sent_at) and self._clock() < self._hold_until:
+            # On the wire at a refusal but answered before the window's reset: it landed in
+            # the old window, so it does not count against the new one.
+            at = bisect_left(self._counted, sent_at)
+            if at < len(self._counted) and self._counted[at] == sent_at:
+                del self._counted[at]
+        if status is not None and status != 429:
             self._accepted.append(sent_at)
             self._prune(self._clock())
 
@@ -409,9 +418,11 @@ class NotionLimiter(TokenBucket):
         already_held = self._hold_until > now
         self.hold(retry_after, reason=reason)
         if teaches_budget(reason) and not already_held:
-            # The window resets when the hold ends: what was sent before the refusal (but
-            # the last second, which may land after the reset) no longer counts.
-            self._fresh_from = now - self._slack_s
+            # The window resets when the hold ends: what was sent before the refusal no
+            # longer counts against the budget, but for requests still on the wire, which
+            # may land after the reset.
+            self._carried = Counter(self._in_flight)
+            self._counted = sorted(self._carried.elements())
             self._learn(now, retry_after, now if sent_at is None else sent_at)
         return CONNECTION
 
@@ -461,8 +472,12 @@ class NotionLimiter(TokenBucket):
 
     def _prune(self, now: float) -> None:
         horizon = now - 2 * (self._window_s + self._slack_s)
-        if self._sent and self._sent[0] < horizon:
-            del self._sent[: bisect_left(self._sent, horizon)]
+        for sends in (self._sent, self._counted):
+            if sends and sends[0] < horizon:
+                del sends[: bisect_left(sends, horizon)]
+        if self._in_flight and len(self._in_flight) > 256:
+            for sent in [t for t in self._in_flight if t < horizon]:
+                del self._in_flight[sent]
         if self._accepted and len(self._accepted) > 2 * len(self._sent) + 64:
             self._accepted = [t for t in self._accepted if t >= horizon]
 
@@ -474,15 +489,27 @@ class NotionLimiter(TokenBucket):
         budget = self.budget
         if budget is not None:
             span = self._window_s + self._slack_s
-            since = max(now - span, self._fresh_from)
-            recent = len(self._sent) - bisect_right(self._sent, since)
+            counted = self._counted
+            recent = len(counted) - bisect_right(counted, now - span)
             if recent >= budget:
-                wait = max(wait, self._sent[len(self._sent) - budget] + span - now)
+                wait = max(wait, counted[len(counted) - budget] + span - now)
         return max(0.0, wait)
 
     def _granted(self, now: float) -> None:
         self._sent.append(now)
+        self._counted.append(now)
+        self._in_flight[now] += 1
         self._prune(now)
+
+
+def _take(counter: Counter[float], key: float) -> bool:
+    """Remove one `key` from `counter`; whether there was one."""
+    count = counter.get(key, 0)
+    if count > 1:
+        counter[key] = count - 1
+    elif count == 1:
+        del counter[key]
+    return count > 0
 
 
 def _check_window(budget: int | None, window_s: float) -> None:

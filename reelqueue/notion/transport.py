@@ -204,15 +204,16 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         retrying = False
         while True:
             attempt += 1
-            await self.limiter.acquire(priority, first=retrying)
+            sent_at = await self.limiter.acquire(priority, first=retrying)
             retrying = True
-            sent_at = self.limiter.now()
             try:
                 response = await self._inner.handle_async_request(request)
             except _NOT_RETRIED_ERRORS:
+                self.limiter.answered(sent_at, None)
                 self.stats.record(endpoint, "connection_error")
                 raise
             except httpx.TransportError as error:
+                self.limiter.answered(sent_at, None)
                 timed_out = isinstance(error, httpx.TimeoutException)
                 kind = "timeout" if timed_out else "connection_error"
                 self.stats.record(endpoint, kind)

@@ -332,7 +332,7 @@ async def saturate(
     return run
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     budget=st.integers(min_value=20, max_value=120),
     phase=st.floats(min_value=0, max_value=59.9),
@@ -358,11 +358,10 @@ def test_once_learned_few_windows_see_a_429_and_the_budget_is_spent(
         assert when <= first_answer + latency_s + 1e-9
     later = [w for w in refusing if w > first]
     assert len(later) <= max(1, (windows - 1) // 3)
-    # The budget is spent: `budget` every 61 s (the window and a second of slack), give or
-    # take the one budget's worth that straddles a window edge.
-    full = range(first + 2, notion.server.window_of(windows * 60.0) - 1)
-    spent = sum(notion.counts[window] for window in full)
-    assert spent >= budget * (len(full) * 60.0 / 61.0 - 1), (spent, len(full))
+    # The budget is spent in every window after the one that taught it (all but one request:
+    # the second of slack shifts each window's start a little).
+    for window in range(first + 1, notion.server.window_of(windows * 60.0)):
+        assert notion.counts[window] >= budget - 1, (window, notion.counts[window])
     assert run.limiter.status().budget_source == "learned"
 
 

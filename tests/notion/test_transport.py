@@ -119,9 +119,9 @@ class SpyLimiter(NotionLimiter):
         super().__init__(10_000.0, 10_000, clock=time, sleep=time.sleep)
         self.priorities: list[Priority] = []
 
-    async def acquire(self, priority: Priority = Priority.INGEST, *, first: bool = False) -> None:
+    async def acquire(self, priority: Priority = Priority.INGEST, *, first: bool = False) -> float:
         self.priorities.append(priority)
-        await super().acquire(priority, first=first)
+        return await super().acquire(priority, first=first)
 
 
 def scripted(answers: list[Any], seen: list[httpx.Request]) -> httpx.MockTransport:
