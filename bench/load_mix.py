@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,7 @@ async def one_model(
                 )
 
             await until(busy, 120)
+            second_wall = datetime.now(UTC)
             second_started = time.monotonic()
             await admin.edit(second, QUEUED)
 
@@ -128,6 +130,15 @@ async def one_model(
 
             second_ok = await until(second_in, 60)
             second_queued_s = time.monotonic() - second_started if second_ok else None
+            created = await db.pool.fetchrow(
+                "SELECT min(created_at) AS first, max(created_at) AS last FROM tasks"
+                " WHERE notion_page_id = ANY($1::text[])",
+                second,
+            )
+            second_created = [
+                None if created[k] is None else round((created[k] - second_wall).total_seconds(), 3)
+                for k in ("first", "last")
+            ]
 
             published_at: dict[str, float | None] = {"first": None, "second": None}
             deadline = started + timeout_s
@@ -181,7 +192,7 @@ async def one_model(
 
     # The first read of the creator's statuses after the second edit: what it waited for.
     first_read = next(
-        (e for e in run if e.arrived >= second_started and e.purpose == "recent"), None
+        (e for e in run if e.arrived >= second_started and e.purpose.startswith("recent")), None
     )
     refused = [e for e in run if e.status == 429]
     per_window = rate_limited_per_window(run, started)
@@ -194,6 +205,7 @@ async def one_model(
         "seconds_first_batch_to_queue": round(first_queued_s, 3),
         "seconds_more_to_queue": None if second_queued_s is None else round(second_queued_s, 3),
         "more_edit_after_s": round(second_started - started, 2),
+        "more_tasks_created_s": second_created,
         "more_first_read_sent_s": None
         if first_read is None
         else round(first_read.arrived - second_started, 3),

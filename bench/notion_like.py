@@ -114,19 +114,22 @@ def query_purpose(body: bytes) -> str:
 
     "recent" (edited since a moment and showing a creator's status: the hot reads, the
     reads a webhook ring starts and push-back's fresh reads), "incremental" (edited since
-    the watermark) or "reconcile" (every page showing an actionable status).
+    the watermark) or "reconcile" (every page showing an actionable status); a query for
+    a further page of results (a `start_cursor`) says "(next page)".
     """
     try:
-        query_filter = json.loads(body or b"{}").get("filter") or {}
+        sent = json.loads(body or b"{}")
     except ValueError:
         return "unknown"
+    query_filter = sent.get("filter") or {}
+    more = " (next page)" if sent.get("start_cursor") else ""
     if "and" in query_filter:
-        return "recent"
+        return "recent" + more
     if "timestamp" in query_filter:
-        return "incremental"
+        return "incremental" + more
     if "or" in query_filter:
-        return "reconcile"
-    return "other"
+        return "reconcile" + more
+    return "other" + more
 
 
 def code_version() -> dict[str, Any]:
