@@ -34,6 +34,7 @@ import random
 import socket
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -166,6 +167,7 @@ def ingest_share(
         "ingest_share_without_fresh_reads": round((ingest - reads) / span / BUDGET_PER_S, 3),
         "push_requests": push,
         "push_share_of_budget": round(push / span / BUDGET_PER_S, 3),
+        "queries": dict(Counter(e.purpose for e in seen if e.purpose and e.status != 429)),
     }
 
 
