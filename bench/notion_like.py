@@ -283,12 +283,12 @@ def between(entries: Iterable[Request], start: float, end: float) -> list[Reques
 
 
 def counts(entries: Iterable[Request]) -> dict[str, int]:
-    """Requests per "METHOD path-template status"."""
+    """Requests per "METHOD path-template status" (no status: cut off when the run stopped)."""
     found: dict[str, int] = {}
     for e in entries:
         parts = e.path.split("/")
         template = "/".join("{id}" if len(p) >= 32 else p for p in parts)
-        key = f"{e.method} {template} {e.status}"
+        key = f"{e.method} {template} {e.status or 'unanswered (stopped)'}"
         found[key] = found.get(key, 0) + 1
     return dict(sorted(found.items()))
 
