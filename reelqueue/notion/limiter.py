@@ -301,8 +301,10 @@ class NotionLimiter(TokenBucket):
     Notion's (whatever its phase, and with some network jitter) within the budget, and
     (3) a token of the bucket. A budget is configured, or learned from the first
     per-connection 429 (see `learn_budget`); a learned one is forgotten after half an
-    hour so a bigger plan is noticed. With a configured budget the bucket is set to spend
-    it at any pace, as Notion allows.
+    hour so a bigger plan is noticed. With a budget, configured or learned, the bucket is
+    set to spend it at any pace, as Notion allows. A per-connection 429 also tells when
+    the window resets (the end of its hold): from then only requests that were still on
+    the wire at the refusal, and not answered before the reset, count against the budget.
     """
 
     def __init__(
