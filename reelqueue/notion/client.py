@@ -22,7 +22,7 @@ import structlog
 from notion_client import AsyncClient
 from notion_client.errors import HTTPResponseError, NotionClientErrorBase, RequestTimeoutError
 
-from reelqueue.notion.errors import InvalidNotionId, NotionError, api_error
+from reelqueue.notion.errors import InvalidNotionId, NotionError, NotionSendExpired, api_error
 from reelqueue.notion.ids import normalize_id
 from reelqueue.notion.limiter import (
     DEFAULT_WINDOW_S,
@@ -36,7 +36,9 @@ from reelqueue.notion.transport import (
     DEFAULT_MAX_ATTEMPTS,
     RequestStats,
     RetryingTransport,
+    SendDeadlinePassed,
     request_priority,
+    send_deadline,
 )
 
 log = structlog.get_logger(__name__)
@@ -158,13 +160,18 @@ class NotionClient:
         *,
         query: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
+        send_by: float | None = None,
     ) -> dict[str, Any]:
         reset = request_priority.set(priority)
+        reset_deadline = send_deadline.set(send_by)
         try:
             answer = await self._sdk.request(path=path, method=method, query=query, body=body)
+        except SendDeadlinePassed as error:
+            raise NotionSendExpired(f"{method} /v1/{path} was not sent: {error}") from error
         except (NotionClientErrorBase, httpx.TransportError) as error:
             raise self._translate(error) from error
         finally:
+            send_deadline.reset(reset_deadline)
             request_priority.reset(reset)
         if not isinstance(answer, dict):
             raise NotionError(f"Notion answered {method} /v1/{path} with a non-object")
@@ -316,11 +323,21 @@ class NotionClient:
         )
 
     async def update_page(
-        self, page_id: str, properties: dict[str, Any], *, priority: Priority = Priority.PUSH
+        self,
+        page_id: str,
+        properties: dict[str, Any],
+        *,
+        priority: Priority = Priority.PUSH,
+        send_by: float | None = None,
     ) -> dict[str, Any]:
-        """Change the named properties only; the whole page after."""
+        """Change the named properties only; the whole page after.
+
+        With `send_by` (a `time.monotonic()` moment) no attempt leaves after it: the call
+        raises `NotionSendExpired` instead, so a write never outlives the read it relies on.
+        """
         path = f"pages/{normalize_id(page_id)}"
-        return await self._request("PATCH", path, priority, body={"properties": properties})
+        body = {"properties": properties}
+        return await self._request("PATCH", path, priority, body=body, send_by=send_by)
 
     async def create_page(
         self,

@@ -73,6 +73,10 @@ class NotionUnavailable(NotionAPIError):
     """5xx, 529, 409, a timeout or a connection error, still failing after every retry."""
 
 
+class NotionSendExpired(NotionError):
+    """A request was not sent: its caller's send-by time passed while it waited or retried."""
+
+
 _BY_STATUS: dict[int, type[NotionAPIError]] = {
     401: NotionUnauthorized,
     403: NotionRestricted,

@@ -9,6 +9,8 @@ answers, timeouts and connection errors are retried with capped exponential back
 full jitter. When attempts run out the last answer is returned (or the last transport
 error raised) for the SDK to turn into its error. Every attempt is counted per endpoint
 template and status. The token's workspace is learned from any GET /v1/users/me answer.
+A caller that sets `send_deadline` (a `time.monotonic()` moment) gets `SendDeadlinePassed`
+instead of an attempt that would leave later than that, however long it waited or retried.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import math
 import random
 import re
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
@@ -40,6 +43,18 @@ RETRY_AFTER_FLOOR_S = 0.1
 RETRY_AFTER_CAP_S = 300.0
 
 request_priority: ContextVar[Priority] = ContextVar("notion_request_priority")
+send_deadline: ContextVar[float | None] = ContextVar("notion_send_deadline", default=None)
+
+
+class SendDeadlinePassed(httpx.TransportError):
+    """The request was not sent: `send_deadline` passed before an attempt could leave."""
+
+
+def _check_deadline(request: httpx.Request) -> None:
+    deadline = send_deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise SendDeadlinePassed("not sent: its send-by time has passed", request=request)
+
 
 _ID_SEGMENT = re.compile(
     r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I
@@ -204,8 +219,14 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         retrying = False
         while True:
             attempt += 1
+            _check_deadline(request)
             sent_at = await self.limiter.acquire(priority, first=retrying)
             retrying = True
+            try:
+                _check_deadline(request)
+            except SendDeadlinePassed:
+                self.limiter.answered(sent_at, None)
+                raise
             try:
                 response = await self._inner.handle_async_request(request)
             except _NOT_RETRIED_ERRORS:

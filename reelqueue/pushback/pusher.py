@@ -35,6 +35,7 @@ from reelqueue.notion import (
     NotionClient,
     NotionNotFound,
     NotionRateLimited,
+    NotionSendExpired,
     NotionUnavailable,
     Priority,
     build_date,
@@ -124,6 +125,7 @@ class PushResult:
     pages_unchanged: int = 0
     pages_missing: int = 0
     pages_held: int = 0
+    writes_expired: int = 0
     failures: int = 0
     reads: int = 0
     paused: bool = False
@@ -276,7 +278,7 @@ class Pusher:
                 break
             result.read_to_write_s.append(lag)
             assert schema is not None
-            write = self._write(item, task, changes, schema, result)
+            write = self._write(item, task, changes, schema, result, read_at)
             launched.append(asyncio.create_task(_released(write, slots)))
         if launched:
             await asyncio.gather(*launched)
@@ -322,13 +324,21 @@ class Pusher:
         changes: dict[str, Any],
         schema: CalendarSchema,
         result: PushResult,
+        read_at: float,
     ) -> None:
         page_id, upto = item.page_id, item.upto
         properties = self._properties(schema, changes)
         try:
             await self._notion.update_page(
-                page_id, schema.by_id(properties), priority=Priority.PUSH
+                page_id,
+                schema.by_id(properties),
+                priority=Priority.PUSH,
+                send_by=read_at + self._window_s,
             )
+        except NotionSendExpired:
+            # It waited past its read's window (a hold, a retry): the next cycle reads again.
+            result.writes_expired += 1
+            return
         except NotionNotFound:
             async with self._engine.begin() as conn:
                 result.pages_missing += await mark_missing(conn, {page_id: "unshared"})

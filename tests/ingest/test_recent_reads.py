@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,6 +29,7 @@ async def test_a_recent_read_takes_the_creators_statuses_and_skips_our_writes(
     _old_queued, ours, cancelled, reprioritised, queued, _untouched = [
         p["id"] for p in await sandbox.pages()
     ]
+    edits_began = datetime.now(UTC)
     await sandbox.edit([ours], status("Processing"), author="bot")
     await sandbox.edit([cancelled], status("Cancelled"))
     await sandbox.edit([reprioritised], {"Priority": {"select": {"name": "High"}}})
@@ -40,7 +41,7 @@ async def test_a_recent_read_takes_the_creators_statuses_and_skips_our_writes(
             notion, service_settings(sandbox), TABLE, DEFAULT_CHANNELS
         )
         poller = Poller(engine, notion, schema, Reactor(TABLE, DEFAULT_CHANNELS), TABLE)
-        result = await poller.recent(datetime.now(UTC) - timedelta(seconds=2))
+        result = await poller.recent(edits_began)
 
     assert result.queries == 1
     assert result.pages == 2, "the cancelled and the queued page, nothing else"

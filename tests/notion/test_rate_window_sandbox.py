@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from reelqueue.notion import NotionClient, NotionRateLimited
+from reelqueue.notion import NotionClient, NotionRateLimited, NotionSendExpired
 from reelqueue.sandbox import SandboxAdmin
 
 
@@ -195,3 +195,29 @@ async def test_at_300_ms_a_request_many_requests_are_in_flight_at_once(
     assert most >= 20, most
     assert status.requests_this_window == 40
     assert (status.budget, status.budget_source) == (40, "configured")
+
+
+async def test_a_write_whose_send_by_passes_during_a_hold_is_never_sent(
+    sandbox: SandboxAdmin,
+) -> None:
+    await sandbox.reset(rate_model="window", budget=2, window_s=3.0)
+    token = await sandbox.issue_token()
+    page_id = (await sandbox.pages())[0]["id"]
+    wire = Wire()
+    async with client(sandbox, token, wire, window_s=3.0) as notion:
+        await notion.me()
+        await notion.me()
+        write = notion.update_page(
+            page_id,
+            {"Error Log": {"rich_text": []}},
+            send_by=time.monotonic() + 0.5,
+        )
+        with pytest.raises(NotionSendExpired):
+            await write
+        late = notion.update_page(page_id, {}, send_by=time.monotonic() - 0.1)
+        with pytest.raises(NotionSendExpired):
+            await late
+    # The PATCH met the 429 and was held; its retry would have left after its send-by time,
+    # so it never went out again, and one already late never left at all.
+    patches = (await sandbox.stats())["requests"].get("PATCH /v1/pages/{id}", {})
+    assert patches == {"429": 1}
