@@ -194,13 +194,25 @@ def _variable_name(field: str) -> str:
     return field.upper()
 
 
+def _field_for(loc: str) -> str:
+    """The settings field an error location names: the field itself, or one of its aliases."""
+    if loc in Settings.model_fields:
+        return loc
+    for field, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        names = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        if any(isinstance(n, str) and n.lower() == loc.lower() for n in names):
+            return field
+    return loc
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings, turning a validation failure into one actionable line."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else ""
+        field = _field_for(str(first["loc"][0])) if first["loc"] else ""
         name = _variable_name(field) if field in Settings.model_fields else field
         got = first.get("input")
         shown = "" if field in {"notion_token", "notion_webhook_token"} else f" (got {got!r})"

@@ -142,8 +142,9 @@ def explain(error: BaseException, *, database_id: str | None = None) -> str:
         return f"Notion is unavailable{about}, still after retries ({error}): try again later"
     if isinstance(error, NotionRateLimited):
         return (
-            f"Notion kept rate-limiting after retries{about} ({error}): lower NOTION_RATE_LIMIT, "
-            "or check that no other program uses the same integration token"
+            f"Notion kept rate-limiting after retries{about} ({error}): set NOTION_RATE_BUDGET "
+            "to your plan's requests per minute (or lower NOTION_RATE_LIMIT), and check that no "
+            "other program uses the same integration token or spends the workspace's limit"
         )
     if isinstance(error, NotionValidationError):
         return f"Notion refused the request{about}: {error}"

@@ -63,6 +63,24 @@ def test_a_bad_variable_is_named_with_the_fix(
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "fix"),
+    [
+        ("NOTION_RATE_LIMIT", "-1", "e.g. 3"),
+        ("NOTION_RATE_BUDGET", "lots", "e.g. 180, or leave it unset"),
+        ("REELQUEUE_POLL_INTERVAL", "abc", "e.g. 15"),
+        ("REELQUEUE_STEP_CAPS", "[1]", '{"video": 5}'),
+    ],
+)
+def test_a_bad_variable_names_its_own_fix_not_a_generic_one(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, fix: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).endswith(fix)
+
+
 def test_the_token_is_never_echoed_in_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTION_TOKEN", "secret_abcdef")
     assert load_settings().secrets() == ["secret_abcdef"]
