@@ -38,10 +38,20 @@ _HELD_UNTIL = text("'infinity'::timestamptz")
 _RUN_AGAIN = text("CASE WHEN run_after = 'infinity' THEN now() ELSE run_after END")
 
 
-async def _note(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def _note(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
     """History rows for changes that leave the status as it is (apply_changes skips those)."""
+    rows = [
+        {
+            "task_id": c.task_id,
+            "from_status": c.from_status,
+            "to_status": c.to_status,
+            "actor": c.actor,
+            "reason": c.reason,
+        }
+        for c in changes
+    ]
     if rows:
-        await conn.execute(insert(TASK_EVENTS), list(rows))
+        await conn.execute(insert(TASK_EVENTS), rows)
 
 
 async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
@@ -104,7 +114,6 @@ async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str]) -> int:
     """
     tasks = await load_tasks_by_page(conn, moved, lock=True)
     changes: list[TaskChange] = []
-    notes: list[dict[str, Any]] = []
     for page_id, task in tasks.items():
         if task.page_missing is not None:
             continue
@@ -128,17 +137,8 @@ async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str]) -> int:
                 push=False,
             )
         )
-        notes.append(
-            {
-                "task_id": task.id,
-                "from_status": task.status,
-                "to_status": task.status,
-                "actor": "notion",
-                "reason": reason,
-            }
-        )
     await apply_changes(conn, changes)
-    await _note(conn, notes)
+    await _note(conn, changes)
     return len(changes)
 
 
@@ -166,7 +166,6 @@ async def release_found(conn: AsyncConnection, page_ids: Iterable[str], table: S
         return 0
     tasks = await load_tasks_by_page(conn, found, lock=True)
     changes: list[TaskChange] = []
-    notes: list[dict[str, Any]] = []
     for page_id, task in tasks.items():
         if task.page_missing is None:
             continue
@@ -196,15 +195,6 @@ async def release_found(conn: AsyncConnection, page_ids: Iterable[str], table: S
                 push=push,
             )
         )
-        notes.append(
-            {
-                "task_id": task.id,
-                "from_status": task.status,
-                "to_status": task.status,
-                "actor": "notion",
-                "reason": reason,
-            }
-        )
     await apply_changes(conn, changes)
-    await _note(conn, notes)
+    await _note(conn, changes)
     return len(changes)
