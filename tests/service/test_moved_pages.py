@@ -37,6 +37,25 @@ async def page_status(sandbox: SandboxAdmin, page: str) -> str | None:
     return None
 
 
+async def queued_task(database_url: str, page: str, within_s: float) -> None:
+    """Wait until the page's task exists and is Queued."""
+
+    async def created() -> bool:
+        return bool(await task_value(database_url, page, "status") == "queued")
+
+    await until(created, within_s=within_s)
+
+
+async def moved_out(sandbox: SandboxAdmin, database_url: str, page: str, within_s: float) -> None:
+    """Move the page out of the calendar and wait until its task is held."""
+    await sandbox.move_page(page, sandbox.parent_page_id)
+
+    async def held() -> bool:
+        return bool(await task_value(database_url, page, "page_missing") == "moved")
+
+    await until(held, within_s=within_s)
+
+
 async def test_a_page_moved_out_holds_its_task_and_moved_back_it_goes_on(
     sandbox: SandboxAdmin, start_service: StartService, database_url: str
 ) -> None:
@@ -44,16 +63,8 @@ async def test_a_page_moved_out_holds_its_task_and_moved_back_it_goes_on(
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], QUEUED)
 
-    async def created() -> bool:
-        return bool(await task_value(database_url, page, "status") == "queued")
-
-    await until(created, within_s=5)
-    await sandbox.move_page(page, sandbox.parent_page_id)
-
-    async def held() -> bool:
-        return bool(await task_value(database_url, page, "page_missing") == "moved")
-
-    await until(held, within_s=5)
+    await queued_task(database_url, page, within_s=5)
+    await moved_out(sandbox, database_url, page, within_s=5)
     assert await task_value(database_url, page, "status") == "queued", "held, not cancelled"
     assert await task_value(database_url, page, "run_after = 'infinity'"), "nothing new starts"
     assert await history_count(database_url, page, "held: the page was moved out%") == 1
@@ -86,16 +97,8 @@ async def test_without_webhooks_the_reconcile_finds_a_page_moved_out_and_back(
     page = (await sandbox.pages())[0]["id"]
     await start_service(reconcile_interval_s=0.3)
 
-    async def created() -> bool:
-        return bool(await task_value(database_url, page, "status") == "queued")
-
-    await until(created, within_s=10)
-    await sandbox.move_page(page, sandbox.parent_page_id)
-
-    async def held() -> bool:
-        return bool(await task_value(database_url, page, "page_missing") == "moved")
-
-    await until(held, within_s=10)
+    await queued_task(database_url, page, within_s=10)
+    await moved_out(sandbox, database_url, page, within_s=10)
     assert await task_value(database_url, page, "status") == "queued"
     assert await history_count(database_url, page, "held: the page was moved out%") == 1
 
@@ -116,10 +119,7 @@ async def test_a_page_restored_from_the_trash_is_taken_in_again(
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], QUEUED)
 
-    async def created() -> bool:
-        return bool(await task_value(database_url, page, "status") == "queued")
-
-    await until(created, within_s=5)
+    await queued_task(database_url, page, within_s=5)
     await sandbox.delete_page(page)
 
     async def marked() -> bool:
@@ -145,16 +145,8 @@ async def test_a_held_page_deleted_out_of_the_calendar_cancels_its_task(
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], QUEUED)
 
-    async def created() -> bool:
-        return bool(await task_value(database_url, page, "status") == "queued")
-
-    await until(created, within_s=5)
-    await sandbox.move_page(page, sandbox.parent_page_id)
-
-    async def held() -> bool:
-        return bool(await task_value(database_url, page, "page_missing") == "moved")
-
-    await until(held, within_s=5)
+    await queued_task(database_url, page, within_s=5)
+    await moved_out(sandbox, database_url, page, within_s=5)
     # Deleting the page says more than moving it did: the video is stopped.
     await sandbox.delete_page(page)
 
