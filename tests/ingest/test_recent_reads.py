@@ -26,13 +26,15 @@ async def test_a_recent_read_takes_the_creators_statuses_and_skips_our_writes(
     sandbox: SandboxAdmin, engine: AsyncEngine
 ) -> None:
     await sandbox.reset(rps=1000, burst=1000, videos=6, queued=1, age_s=600)
-    _old_queued, ours, cancelled, reprioritised, queued, _untouched = [
-        p["id"] for p in await sandbox.pages()
-    ]
+    pages = await sandbox.pages()
+    _old_queued, ours, cancelled, reprioritised, queued, _untouched = [p["id"] for p in pages]
+    priority = pages[3]["properties"]["Priority"]["select"]
+    other = "Low" if priority and priority["name"] == "High" else "High"
     edits_began = datetime.now(UTC)
     await sandbox.edit([ours], status("Processing"), author="bot")
     await sandbox.edit([cancelled], status("Cancelled"))
-    await sandbox.edit([reprioritised], {"Priority": {"select": {"name": "High"}}})
+    await sandbox.edit([reprioritised], status("Generating Video"), author="bot")
+    await sandbox.edit([reprioritised], {"Priority": {"select": {"name": other}}})
     await sandbox.edit([queued], status("Queued"))
     async with NotionClient(
         sandbox.token, base_url=sandbox.base_url, rate_limit=1000, burst=1000
@@ -44,7 +46,9 @@ async def test_a_recent_read_takes_the_creators_statuses_and_skips_our_writes(
         result = await poller.recent(edits_began)
 
     assert result.queries == 1
-    assert result.pages == 2, "the cancelled and the queued page, nothing else"
+    # A person's edit of a page at a working status asks nothing: only the creator's statuses.
+    assert result.seen == {cancelled, queued}, "the cancelled and the queued page, nothing else"
+    assert result.pages == 2
     assert result.summary["created"] == 1
     assert result.summary["ignored"] == 1
 
