@@ -12,6 +12,9 @@ sandbox), the seconds until all 200 pages show Published against the ideal, and 
 
     .venv/bin/python -m bench.load_mix [--videos 200] [--more 20] [--models bucket,window]
 
+`--models window+budget` runs the window model with the budget configured in the client
+(`NOTION_RATE_BUDGET=180`, `NOTION_RATE_WINDOW_S=60`) instead of left to be learned.
+
 `--pusher-window-s` is an experiment, not a setting: it changes the default of push-back's
 read-to-write window (`Pusher(window_s=...)`) in this process, to show what bounds the
 page writes per second.
@@ -77,9 +80,19 @@ def rate_limited_per_window(entries: list[Request], started: float) -> list[int]
 async def one_model(
     server: str, model: str, videos: int, more: int, busy_after: int, timeout_s: float, tmp: Path
 ) -> dict[str, Any]:
-    box, log = sandbox(model, videos=videos + more, webhook_window_ms=60_000)
+    # "window+budget": the window model with the budget configured in the client
+    # (NOTION_RATE_BUDGET=180, NOTION_RATE_WINDOW_S=60) instead of left to be learned.
+    configured = model.endswith("+budget")
+    box, log = sandbox(
+        model.removesuffix("+budget"), videos=videos + more, webhook_window_ms=60_000
+    )
+    client: dict[str, Any] = (
+        {"notion_rate_budget": 180, "notion_rate_window_s": 60.0} if configured else {}
+    )
     with box:
-        service, url = await start_service(server, box, DEFAULT_CHANNELS, tmp, step_s=0.05)
+        service, url = await start_service(
+            server, box, DEFAULT_CHANNELS, tmp, step_s=0.05, **client
+        )
         db = await Database.connect(url)
         admin = SandboxAdmin(box.base_url)
         samples: list[tuple[float, int]] = []
