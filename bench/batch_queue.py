@@ -16,41 +16,20 @@ import asyncio
 import json
 import math
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 from pydantic import SecretStr
 
+from bench.databases import count, fresh_database
 from reelqueue.config import DEFAULT_CHANNELS, Settings
-from reelqueue.db import ensure_database, start_embedded_server, with_database
+from reelqueue.db import start_embedded_server
 from reelqueue.logs import configure_logging
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
 from reelqueue.service import Service, ServiceOptions
 
 RATE = 3.0
 PUSH = "PATCH /v1/pages/{id}"
-
-
-async def fresh_database(server: str) -> str:
-    """A new empty database on the benchmark's server."""
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await ensure_database(server, "postgres")
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(admin, name)
-
-
-async def count(url: str, sql: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval(sql) or 0)
-    finally:
-        await conn.close()
 
 
 def requests(service: Service) -> dict[str, int]:

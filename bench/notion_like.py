@@ -26,8 +26,8 @@ from pydantic import SecretStr
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bench.databases import fresh_database
 from reelqueue.config import Channels, Settings
-from reelqueue.db import ensure_database, with_database
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
 from reelqueue.service import Service, ServiceOptions
 
@@ -170,18 +170,6 @@ def sandbox(model: str, **options: Any) -> tuple[SandboxServer, list[Request]]:
     entries: list[Request] = []
     server.app.add_middleware(RequestLog, entries=entries)
     return server, entries
-
-
-async def fresh_database(server: str) -> str:
-    """A new empty database on the benchmark's server."""
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await ensure_database(server, "postgres")
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(admin, name)
 
 
 async def start_service(

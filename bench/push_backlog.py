@@ -16,17 +16,16 @@ import asyncio
 import json
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from pydantic import SecretStr
 
+from bench.databases import count, fresh_database
 from reelqueue.config import DEFAULT_CHANNELS, Settings
-from reelqueue.db import create_engine, ensure_database, start_embedded_server, with_database
+from reelqueue.db import create_engine, start_embedded_server
 from reelqueue.logs import configure_logging
 from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
@@ -52,25 +51,6 @@ class Recorder(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
-
-
-async def fresh_database(server: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await ensure_database(server, "postgres")
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(admin, name)
-
-
-async def count(url: str, sql: str) -> int:
-    conn = await asyncpg.connect(url)
-    try:
-        return int(await conn.fetchval(sql) or 0)
-    finally:
-        await conn.close()
 
 
 def windows(log: list[tuple[str, str, float, float]]) -> list[float]:

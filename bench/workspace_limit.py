@@ -39,13 +39,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.databases import fresh_database
 from bench.notion_like import (
     LATENCY_MS,
     Request,
     between,
     code_version,
     counts,
-    fresh_database,
     percentiles,
     quiet_logs,
     sandbox,
