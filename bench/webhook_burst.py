@@ -92,9 +92,10 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+def start_service(env: dict[str, str], *extra_args: str) -> tuple[subprocess.Popen[str], str]:
+    """`reelqueue run` as its own process on a free port; its base URL once it serves."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "reelqueue", "run", "--port", "0"],
+        [sys.executable, "-m", "reelqueue", "run", "--port", "0", *extra_args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -31,8 +31,6 @@ import json
 import math
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -51,6 +49,7 @@ from bench.notion_like import (
     sandbox,
     until,
 )
+from bench.webhook_burst import start_service
 from reelqueue.db import start_embedded_server
 from reelqueue.logs import configure_logging
 from reelqueue.sandbox import SandboxAdmin
@@ -122,22 +121,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_service(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reelqueue", "run", "--port", "0", "--workers", "8"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:
-        found = re.search(r"serving on (http://\S+)", line)
-        if found:
-            return process, found.group(1)
-    raise RuntimeError("reelqueue run did not start")
-
-
 async def one_model(
     server: str, model: str, videos: int, hold_s: float, busy_after: int, tmp: Path
 ) -> dict[str, Any]:
@@ -160,7 +143,7 @@ async def one_model(
             REELQUEUE_ARTIFACTS=str(tmp / f"artifacts-{model}"),
             REELQUEUE_LOG_LEVEL="error",
         )
-        process, url = await asyncio.to_thread(start_service, env)
+        process, url = await asyncio.to_thread(start_service, env, "--workers", "8")
         stream: list[tuple[float, int]] = []
         bursts: list[tuple[float, int]] = []
         try:
