@@ -21,10 +21,11 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelqueue.calendar import CalendarSchema
 from reelqueue.db.models import SYNC_STATE
+from reelqueue.db.retry import run_in_transaction
 from reelqueue.ingest.moves import moved_to, pages_to_look_for
 from reelqueue.ingest.reactions import ReactionSummary, Reactor
 from reelqueue.ingest.schema_watch import SchemaWatch, admissible
@@ -112,9 +113,12 @@ class Poller:
         result.seen.update(s.page_id for s in snapshots)
         usable = admissible(snapshots, schema, self._table)
         if usable:
-            async with self._engine.begin() as conn:
+
+            async def react(conn: AsyncConnection) -> ReactionSummary:
                 await release_found(conn, [s.page_id for s in usable], self._table)
-                result.summary.add(await self._reactor.react(conn, usable))
+                return await self._reactor.react(conn, usable)
+
+            result.summary.add(await run_in_transaction(self._engine, react, what="reactions"))
         return snapshots
 
     async def _schema_now(self, *, reread: bool = False) -> None:

@@ -10,6 +10,10 @@ source (`FreshRead`, run by the coordinator: its reactions land before the pushe
 looks at the tasks), then sends only as many writes as the rate limiter can send
 within `window_s` of that read's start, up to `concurrency` at a time. A page with a
 webhook event not yet taken in by ingest is held back until a read has covered it.
+With a window budget (spendable at any pace) cycles overlap: the next read starts as
+soon as the last write a read allows has left, while earlier writes are still on the
+wire, so the budget goes out in one burst. Under plain pacing each cycle's writes finish
+first, since a read started meanwhile would take a token they wait for.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelqueue.calendar import CalendarSchema
 from reelqueue.db.models import OUTBOX, TASKS
+from reelqueue.db.retry import run_in_transaction
 from reelqueue.notion import (
     NotionAPIError,
     NotionClient,
@@ -161,7 +166,7 @@ class Pusher:
         *,
         batch: int = 100,
         max_attempts: int = 5,
-        concurrency: int = 6,
+        concurrency: int = 8,
         window_s: float = 1.7,
         bot_user_id: str | None = None,
     ) -> None:
@@ -222,9 +227,15 @@ class Pusher:
             queues.setdefault(task.data_source_id, deque()).append(
                 _Pending(row.notion_page_id, row.upto)
             )
-        for source, queue in queues.items():
-            while queue and not result.paused:
-                await self._cycle(source, queue, fresh_read, result)
+        in_flight: list[asyncio.Task[None]] = []
+        slots = asyncio.Semaphore(self._concurrency)
+        try:
+            for source, queue in queues.items():
+                while queue and not result.paused:
+                    await self._cycle(source, queue, fresh_read, result, slots, in_flight)
+        finally:
+            if in_flight:
+                await asyncio.gather(*in_flight)
         return result
 
     async def _cycle(
@@ -233,8 +244,10 @@ class Pusher:
         queue: deque[_Pending],
         fresh_read: FreshRead | None,
         result: PushResult,
+        slots: asyncio.Semaphore,
+        in_flight: list[asyncio.Task[None]],
     ) -> None:
-        """One fresh read, then the writes that fit in the window after it."""
+        """One fresh read, then launch the writes that fit in the window after it."""
         if self._room(time.monotonic()) < 1:
             queue.clear()
             result.paused = True
@@ -267,7 +280,6 @@ class Pusher:
                 continue
             writes.append((item, task, changes))
         room = self._room(read_at)
-        slots = asyncio.Semaphore(self._concurrency)
         launched: list[asyncio.Task[None]] = []
         for index, (item, task, changes) in enumerate(writes):
             await slots.acquire()
@@ -280,7 +292,9 @@ class Pusher:
             assert schema is not None
             write = self._write(item, task, changes, schema, result, read_at)
             launched.append(asyncio.create_task(_released(write, slots)))
-        if launched:
+        in_flight.extend(launched)
+        if launched and self._notion.rate_limit_status().budget is None:
+            # Paced writes wait for their tokens: a read started now would take one of them.
             await asyncio.gather(*launched)
 
     def _room(self, read_at: float) -> int:
@@ -355,13 +369,16 @@ class Pusher:
             await self._failed(page_id, upto, exc)
             result.failures += 1
             return
-        async with self._engine.begin() as conn:
+
+        async def record(conn: AsyncConnection) -> None:
             await conn.execute(
                 update(_tasks)
                 .where(_tasks.c.id == task.id)
                 .values(notion_seen=_tasks.c.notion_seen.op("||")(_jsonb(changes)))
             )
             await conn.execute(_sent(page_id, upto))
+
+        await run_in_transaction(self._engine, record, what="page written")
         result.pages_written += 1
         for name in properties:
             result.properties_written[name] = result.properties_written.get(name, 0) + 1
@@ -381,8 +398,10 @@ class Pusher:
         return properties
 
     async def _done(self, page_id: str, upto: int) -> None:
-        async with self._engine.begin() as conn:
+        async def drop(conn: AsyncConnection) -> None:
             await conn.execute(_sent(page_id, upto))
+
+        await run_in_transaction(self._engine, drop, what="outbox rows dropped")
 
     async def _failed(self, page_id: str, upto: int, error: NotionAPIError) -> None:
         pending = (_outbox.c.notion_page_id == page_id) & (_outbox.c.id <= upto)

@@ -240,6 +240,48 @@ async def test_a_new_batch_is_queued_at_once_while_push_back_works_through_a_bac
     assert notion.stats["rate_limited"] == 0
 
 
+async def test_with_a_window_budget_push_back_sends_many_writes_per_read(
+    sandbox: SandboxAdmin, recorded: tuple[Start, Recorder], database_url: str
+) -> None:
+    """A budget spendable at any pace goes out in bursts: each read covers many writes.
+
+    Under a 3/s bucket at most five writes fit in the 1.7 s after a read; here every
+    write still leaves within that window, but the reads are few.
+    """
+    await sandbox.reset(
+        videos=40,
+        queued=40,
+        age_s=600,
+        rate_model="window",
+        budget=BUDGET,
+        window_s=60.0,
+        latency_ms=100,
+    )
+    token = SecretStr(await sandbox.issue_token())
+    pages = await page_ids(sandbox)
+    start, recorder = recorded
+    service = await start(notion_token=token, notion_rate_budget=BUDGET, notion_rate_window_s=60.0)
+    assert service.notion is not None
+    await until(lambda: _all_tasks(database_url, pages), within_s=20)
+    engine = create_engine(database_url)
+    try:
+        await move(engine, pages, "claimed")
+    finally:
+        await engine.dispose()
+
+    async def written() -> bool:
+        return sum(1 for s in recorder.log if s.method == "PATCH") >= len(pages)
+
+    await until(written, within_s=30)
+    patches = [s for s in recorder.log if s.method == "PATCH"]
+    first, last = patches[0].sent, patches[-1].sent
+    reads = [s for s in recorder.log if s.path.endswith(QUERY) and first - 2.0 <= s.sent <= last]
+    assert len(patches) == len(pages), "each page written once"
+    assert len(patches) / max(1, len(reads)) >= 8, f"{len(patches)} writes on {len(reads)} reads"
+    assert max(read_to_write(recorder)) <= 1.75
+    assert service.notion.stats["rate_limited"] == 0
+
+
 async def _all_tasks(database_url: str, pages: list[str]) -> bool:
     return await task_count(database_url, pages) == len(pages)
 
