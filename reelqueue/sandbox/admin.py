@@ -43,7 +43,9 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
 - `POST /_sandbox/faults` `{"error_rate", "status_codes", "latency_ms", "hang_rate",
   "hang_max_ms", "webhook_drop_rate", "webhook_duplicate_rate", "webhook_reorder",
   "webhook_delay_ms": [min, max], "overload_retry_after_s"}`: replaces the whole fault set (a
-  key left out is no fault; `{}` clears); returns the fault set in force. Its `latency_ms`
+  key left out is no fault; `{}` clears); returns the fault set in force. Requests hung by
+  the previous set are released (answered 504, having changed nothing), so `hang_rate: 1`
+  then `{}` is an outage of hung requests and its end. Its `latency_ms`
   comes on top of the reset's; an injected 529 carries `Retry-After: overload_retry_after_s`
   (default 1).
 - `POST /_sandbox/subscriptions` `{"url", "event_types"?, "verified"?}` -> `{"id", "url",
@@ -181,6 +183,7 @@ async def set_faults(request: Request, state: SandboxState) -> dict[str, Any]:
         state.faults = FaultSet.from_json(await _body(request))
     except ValueError as error:
         raise validation_error(str(error)) from error
+    state.release_hung()
     return state.faults.to_json()
 
 

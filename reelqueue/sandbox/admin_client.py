@@ -92,7 +92,8 @@ class SandboxAdmin:
         return list(answer["pages"])
 
     async def set_faults(self, **faults: Any) -> dict[str, Any]:
-        """POST /_sandbox/faults: replace the fault set (no arguments clears it)."""
+        """POST /_sandbox/faults: replace the fault set (no arguments clears it); hung requests
+        are released."""
         result: dict[str, Any] = await self._call("POST", "faults", faults)
         return result
 
