@@ -30,7 +30,7 @@ from reelqueue.ingest.moves import moved_to, pages_to_look_for
 from reelqueue.ingest.reactions import ReactionSummary, Reactor
 from reelqueue.ingest.schema_watch import SchemaWatch, admissible
 from reelqueue.ingest.snapshot import PageSnapshot
-from reelqueue.notion import NotionClient, NotionNotFound, Priority
+from reelqueue.notion import InvalidNotionId, NotionClient, NotionNotFound, Priority
 from reelqueue.queue import hold_moved, mark_missing, release_found
 from reelqueue.statuses import Kind, StatusTable
 
@@ -108,7 +108,16 @@ class Poller:
         self, pages: Sequence[dict[str, Any]], result: PassResult
     ) -> list[PageSnapshot]:
         schema = self._schema
-        snapshots = [PageSnapshot.from_page(schema.keyed(p), schema.names) for p in pages]
+        snapshots: list[PageSnapshot] = []
+        for page in pages:
+            try:
+                snapshots.append(PageSnapshot.from_page(schema.keyed(page), schema.names))
+            except (InvalidNotionId, AttributeError) as exc:
+                log.warning(
+                    "page skipped: Notion returned it without a usable id",
+                    data_source_id=self.data_source_id,
+                    error=str(exc)[:200],
+                )
         result.pages += len(snapshots)
         result.seen.update(s.page_id for s in snapshots)
         usable = admissible(snapshots, schema, self._table)

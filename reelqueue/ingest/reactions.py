@@ -5,6 +5,11 @@ invalid Queued entry becomes Invalid Input with the reason in its Error Log;
 Cancelled cancels; Draft pulls an active task back; an approval label opens the
 gate the task waits at; an error label at a gate rejects that step; a Priority edit
 reprioritises. A page whose Status and Priority are what we last saw is skipped.
+
+One page never stops the others: the batch runs in a savepoint, and if PostgreSQL
+refuses it (for a reason other than a deadlock, which reruns the whole transaction)
+each page runs again in a savepoint of its own; a page refused alone becomes Invalid
+Input, its Error Log saying the entry could not be stored.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.config import Channels
+from reelqueue.db.retry import is_retryable
 from reelqueue.ingest.snapshot import PageSnapshot
 from reelqueue.ingest.validation import invalid_reason
 from reelqueue.queue import (
@@ -83,6 +90,29 @@ def _seen(page: PageSnapshot) -> dict[str, Any]:
     }
 
 
+def _first_line(exc: DBAPIError) -> str:
+    """The database's own words, without the statement and its parameters."""
+    orig = exc.orig if exc.orig is not None else exc
+    lines = str(orig).strip().splitlines()
+    return (lines[0] if lines else type(orig).__name__)[:200]
+
+
+def _refused_task(page: PageSnapshot, reason: str) -> NewTask:
+    """An Invalid Input task keeping none of the page's text, only why it was refused."""
+    return NewTask(
+        notion_page_id=page.page_id,
+        data_source_id=page.data_source_id or "",
+        channel="",
+        title="",
+        topic="",
+        story_direction="",
+        priority=DEFAULT_PRIORITY,
+        status="invalid",
+        notion_seen={"status": page.status_label, "priority": page.priority_label},
+        error_log=reason,
+    )
+
+
 def _actor(page: PageSnapshot) -> str:
     return f"notion:{page.last_edited_by or 'unknown'}"
 
@@ -109,9 +139,94 @@ class Reactor:
         self._channels = channels
 
     async def react(self, conn: AsyncConnection, pages: Sequence[PageSnapshot]) -> ReactionSummary:
-        """Apply one batch of page reads in the caller's transaction."""
-        summary = ReactionSummary()
+        """Apply one batch of page reads in the caller's transaction, each page isolated.
+
+        A deadlock (or serialization failure) is raised for the caller to run the whole
+        transaction again; any other database refusal costs only the page it comes from.
+        """
         batch = _latest_per_page(pages)
+        try:
+            async with conn.begin_nested():
+                return await self._react_batch(conn, batch)
+        except DBAPIError as exc:
+            if is_retryable(exc):
+                raise
+            if len(batch) == 1:
+                return await self._refused(conn, batch[0], exc)
+            log.warning(
+                "the database refused a batch of page reads; reacting page by page",
+                pages=len(batch),
+                error=_first_line(exc),
+            )
+        summary = ReactionSummary()
+        for page in batch:
+            try:
+                async with conn.begin_nested():
+                    summary.add(await self._react_batch(conn, [page]))
+            except DBAPIError as exc:
+                if is_retryable(exc):
+                    raise
+                summary.add(await self._refused(conn, page, exc))
+        return summary
+
+    async def _refused(
+        self, conn: AsyncConnection, page: PageSnapshot, exc: DBAPIError
+    ) -> ReactionSummary:
+        """A page the database would not take: Invalid Input with the reason, or a log line."""
+        summary = ReactionSummary()
+        reason = (
+            "reelqueue could not store this entry: the database refused one of its values "
+            f"({_first_line(exc)}). Check Title, Topic and Story Direction for unusual "
+            "characters, then set Status to Queued again."
+        )
+        log.warning(
+            "page refused by the database",
+            notion_page_id=page.page_id,
+            error=_first_line(exc),
+        )
+        wanted = self._table.status_for_label(page.status_label)
+        if page.in_trash or wanted != "queued":
+            summary.outcomes["refused"] += 1
+            return summary
+        try:
+            async with conn.begin_nested():
+                tasks = await load_tasks_by_page(conn, [page.page_id], lock=True)
+                task = tasks.get(page.page_id)
+                if task is None:
+                    await insert_tasks(
+                        conn,
+                        [_refused_task(page, reason)],
+                        actor="notion",
+                        table=self._table,
+                        reason="set to Queued in Notion; could not be stored",
+                    )
+                else:
+                    await apply_changes(
+                        conn,
+                        [
+                            TaskChange(
+                                task_id=task.id,
+                                notion_page_id=task.notion_page_id,
+                                from_status=task.status,
+                                to_status="invalid",
+                                actor=_actor(page),
+                                reason="set to Queued in Notion; could not be stored",
+                                values={"error_log": reason, "attempts": 0},
+                            )
+                        ],
+                    )
+        except DBAPIError as again:
+            if is_retryable(again):
+                raise
+            summary.outcomes["refused"] += 1
+            return summary
+        summary.outcomes["invalid"] += 1
+        return summary
+
+    async def _react_batch(
+        self, conn: AsyncConnection, batch: Sequence[PageSnapshot]
+    ) -> ReactionSummary:
+        summary = ReactionSummary()
         tasks = await load_tasks_by_page(conn, (p.page_id for p in batch), lock=True)
         new: list[NewTask] = []
         changes: list[TaskChange] = []

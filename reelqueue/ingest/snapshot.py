@@ -1,4 +1,8 @@
-"""A Notion page of the content calendar, reduced to the values ingest reacts to."""
+"""A Notion page of the content calendar, reduced to the values ingest reacts to.
+
+Every text is storable as read (NUL dropped, lone surrogates replaced: see
+`reelqueue.notion.properties.clean_text`), so an odd value never stops a batch.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,17 @@ from datetime import datetime
 from typing import Any
 
 from reelqueue.calendar import PropertyNames
-from reelqueue.notion import normalize_id, page_properties
+from reelqueue.notion import InvalidNotionId, normalize_id, page_properties
+from reelqueue.notion.properties import clean_text
 
 __all__ = ["PageSnapshot"]
+
+
+def _id(value: Any) -> str | None:
+    try:
+        return normalize_id(value)
+    except InvalidNotionId:
+        return None
 
 
 def _text(value: Any) -> str:
@@ -49,16 +61,20 @@ class PageSnapshot:
 
     @classmethod
     def from_page(cls, page: dict[str, Any], names: PropertyNames) -> PageSnapshot:
-        """Read a Notion page object; odd or missing values become empty, never an error."""
+        """Read a Notion page object; odd or missing values become empty, never an error.
+
+        Only a page without a usable id raises (InvalidNotionId): there is nothing to key it by.
+        """
         values = page_properties(page)
         parent = page.get("parent") if isinstance(page.get("parent"), dict) else {}
         editor = page.get("last_edited_by")
+        editor_id = editor.get("id") if isinstance(editor, dict) else None
         data_source = parent.get("data_source_id") if isinstance(parent, dict) else None
         return cls(
-            page_id=normalize_id(str(page["id"])),
-            data_source_id=normalize_id(data_source) if isinstance(data_source, str) else None,
+            page_id=normalize_id(page.get("id")),
+            data_source_id=_id(data_source),
             last_edited_time=_time(page.get("last_edited_time")),
-            last_edited_by=editor.get("id") if isinstance(editor, dict) else None,
+            last_edited_by=clean_text(editor_id) if isinstance(editor_id, str) else None,
             in_trash=bool(page.get("in_trash") or page.get("archived")),
             title=_text(values.get(names.title)),
             channel=_name(values.get(names.channel)),

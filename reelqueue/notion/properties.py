@@ -2,7 +2,9 @@
 
 Parsing never raises: Notion pages come from the outside world, so a missing, null or
 oddly shaped value reads as None (or "" for text, [] for people and relations), and types
-reelqueue does not use (formula, files, unique_id, ...) are skipped. Building enforces
+reelqueue does not use (formula, files, unique_id, ...) are skipped. Text read is always
+storable in PostgreSQL and encodable as UTF-8 (`clean_text`): NUL characters are dropped
+and lone UTF-16 surrogates become U+FFFD, the replacement character. Building enforces
 Notion's write limits, which count UTF-16 code units as Notion does: at most 2,000 per
 rich-text element and 100 elements per property, and (to stay well under the 500 KB body
 limit) 400,000 bytes of encoded text; longer text is cut and says so. URLs hold at most
@@ -39,6 +41,7 @@ MAX_URL_LENGTH = 2_000
 TRUNCATION_MARKER = "… (truncated)"
 _MAX_CHARS = MAX_TEXT_ELEMENT_LENGTH * MAX_TEXT_ELEMENTS
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,17 @@ def utf16_length(text: str) -> int:
     return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
+def clean_text(text: str) -> str:
+    """`text` without NUL (PostgreSQL cannot store it) and with lone surrogates as U+FFFD."""
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda found: "" if found.group() == "\x00" else "\ufffd", text)
+
+
+def _clean(value: Any) -> str | None:
+    return clean_text(value) if isinstance(value, str) else None
+
+
 def plain_text(rich_text: Any) -> str:
     """The text of a rich-text array: each element's plain_text (or text.content), joined."""
     if not isinstance(rich_text, list):
@@ -69,12 +83,11 @@ def plain_text(rich_text: Any) -> str:
             text = inner.get("content") if isinstance(inner, dict) else None
         if isinstance(text, str):
             parts.append(text)
-    return "".join(parts)
+    return clean_text("".join(parts))
 
 
 def _name(value: Any) -> str | None:
-    name = value.get("name") if isinstance(value, dict) else None
-    return name if isinstance(name, str) else None
+    return _clean(value.get("name")) if isinstance(value, dict) else None
 
 
 def _when(value: Any) -> date | datetime | None:
@@ -94,8 +107,7 @@ def _date(value: Any) -> DateValue | None:
     start = _when(value.get("start"))
     if start is None:
         return None
-    zone = value.get("time_zone")
-    return DateValue(start, _when(value.get("end")), zone if isinstance(zone, str) else None)
+    return DateValue(start, _when(value.get("end")), _clean(value.get("time_zone")))
 
 
 def _number(value: Any) -> int | float | None:
@@ -108,7 +120,9 @@ def _ids(value: Any) -> list[str]:
     if not isinstance(value, list):
         return []
     return [
-        item["id"] for item in value if isinstance(item, dict) and isinstance(item.get("id"), str)
+        clean_text(item["id"])
+        for item in value
+        if isinstance(item, dict) and isinstance(item.get("id"), str)
     ]
 
 
@@ -125,7 +139,7 @@ def parse_property(prop: Any) -> Any:
     if kind == "date":
         return _date(value)
     if kind == "url":
-        return value if isinstance(value, str) else None
+        return _clean(value)
     if kind == "number":
         return _number(value)
     if kind == "checkbox":

@@ -32,6 +32,7 @@ from reelqueue.notion.properties import (
     MAX_TEXT_ELEMENTS,
     SUPPORTED_TYPES,
     TRUNCATION_MARKER,
+    clean_text,
     utf16_length,
 )
 
@@ -81,10 +82,10 @@ def test_text_round_trips_or_is_cut_with_a_visible_marker(text: str, kind: str) 
     check_elements(built, kind)
     back = parsed_text(kind, built)
     if fits(text):
-        assert back == text
-    elif back != text:
+        assert back == clean_text(text)
+    elif back != clean_text(text):
         assert back.endswith(TRUNCATION_MARKER)
-        assert text.startswith(back[: -len(TRUNCATION_MARKER)])
+        assert clean_text(text).startswith(back[: -len(TRUNCATION_MARKER)])
 
 
 @pytest.mark.parametrize(
@@ -134,14 +135,16 @@ def test_empty_text_clears_the_property() -> None:
 
 @given(st.one_of(st.none(), st.text(min_size=1, max_size=100)))
 def test_select_round_trips(name: str | None) -> None:
-    assert parse_property(as_value("select", build_select(name))) == name
+    assert parse_property(as_value("select", build_select(name))) == (
+        None if name is None else clean_text(name)
+    )
 
 
 @given(st.text(min_size=1, max_size=100), st.sampled_from(["status", "select"]))
 def test_status_is_written_in_the_schema_shape_and_round_trips(name: str, kind: str) -> None:
     built = build_status(kind, name)
     assert list(built) == [kind]
-    assert parse_property(as_value(kind, built)) == name
+    assert parse_property(as_value(kind, built)) == clean_text(name)
 
 
 def test_status_rejects_an_unknown_kind_and_a_cleared_status() -> None:
@@ -154,7 +157,31 @@ def test_status_rejects_an_unknown_kind_and_a_cleared_status() -> None:
 
 @given(st.text(min_size=1, max_size=2000).filter(lambda u: utf16_length(u) <= 2000))
 def test_url_round_trips(url: str) -> None:
-    assert parse_property(as_value("url", build_url(url))) == url
+    assert parse_property(as_value("url", build_url(url))) == clean_text(url)
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("Null \x00 inside", "Null  inside"),
+        ("lone \ud800 high", "lone \ufffd high"),
+        ("\udfff", "\ufffd"),
+        ("🎬 שלום مرحبا", "🎬 שלום مرحبا"),
+    ],
+)
+def test_text_read_from_notion_is_storable(raw: str, stored: str) -> None:
+    value = {"type": "rich_text", "rich_text": [{"plain_text": raw}]}
+    assert parse_property(value) == stored
+    assert parse_property({"type": "select", "select": {"name": raw}}) == stored
+    stored.encode("utf-8")
+
+
+@given(st.text(st.characters(exclude_categories=())))
+def test_cleaned_text_always_encodes_and_has_no_nul(raw: str) -> None:
+    cleaned = clean_text(raw)
+    assert "\x00" not in cleaned
+    cleaned.encode("utf-8")
+    assert len(cleaned) <= len(raw)
 
 
 def test_url_over_2000_characters_is_refused_not_cut() -> None:
