@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Annotated, Any, TypeVar
@@ -17,7 +19,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue import __version__
-from reelqueue.config import DEFAULT_CHANNELS, Channels, Settings, load_channels, load_settings
+from reelqueue.config import Channels, Settings, load_channels, load_settings
 from reelqueue.errors import UserError
 from reelqueue.logs import configure_logging, register_secret
 
@@ -56,11 +58,27 @@ def _settings(**overrides: Any) -> Settings:
 async def _on_database(
     settings: Settings, action: Callable[[AsyncConnection], Awaitable[T]], *, write: bool = False
 ) -> T:
-    """Run `action` on a connection to the migrated database (in a transaction if `write`)."""
-    from reelqueue.db import create_engine, resolve_database_url, upgrade
+    """Run `action` on the deployment's existing database (in a transaction if `write`).
 
-    url = await resolve_database_url(settings)
-    await upgrade(url)
+    Never creates a server or a database; only a command that changes tasks migrates.
+    """
+    from reelqueue.db import (
+        create_engine,
+        current_revision,
+        head_revision,
+        resolve_database_url,
+        upgrade,
+    )
+    from reelqueue.db.engine import describe_database
+
+    url = await resolve_database_url(settings, create=False)
+    if write:
+        await upgrade(url)
+    elif await current_revision(url) != head_revision():
+        raise UserError(
+            f"{describe_database(url)} is not at this reelqueue's newest migration: "
+            "run `reelqueue db upgrade` first"
+        )
     engine = create_engine(url)
     try:
         if write:
@@ -111,7 +129,7 @@ def db_downgrade(
     from reelqueue.db import current_revision, downgrade, resolve_database_url
 
     async def go() -> str | None:
-        url = await resolve_database_url(_settings())
+        url = await resolve_database_url(_settings(), create=False)
         await downgrade(url, revision)
         return await current_revision(url)
 
@@ -124,7 +142,7 @@ def db_current() -> None:
     from reelqueue.db import current_revision, head_revision, resolve_database_url
 
     async def go() -> str | None:
-        return await current_revision(await resolve_database_url(_settings()))
+        return await current_revision(await resolve_database_url(_settings(), create=False))
 
     current = _run(go())
     head = head_revision()
@@ -132,21 +150,57 @@ def db_current() -> None:
     typer.echo(f"{current or 'base (empty)'}: {state}")
 
 
-def _channels(settings: Settings) -> Channels:
-    """The channels file named by REELQUEUE_CHANNELS (required to run the service)."""
+def _channels(settings: Settings, *, steps: bool = False) -> Channels:
+    """The channels file named by REELQUEUE_CHANNELS (required to run the service).
+
+    With `steps`, the step sets are loaded too: a channel naming an unknown one, or a step
+    cap naming an unknown step, is refused now rather than when a video reaches it.
+    """
     if settings.channels_file is None:
         raise UserError(
             "REELQUEUE_CHANNELS is not set: point it at the channels file (YAML, see README)"
         )
-    return load_channels(settings.channels_file)
+    if not steps:
+        return load_channels(settings.channels_file)
+    from reelqueue.pipeline import load_step_sets
+    from reelqueue.pipeline.registry import check_step_caps
+
+    check_step_caps(settings.step_caps)
+    return load_channels(settings.channels_file, load_step_sets(settings.step_sets))
 
 
-def _channels_or_default(settings: Settings) -> Channels:
-    return (
-        DEFAULT_CHANNELS
-        if settings.channels_file is None
-        else load_channels(settings.channels_file)
-    )
+def _channels_if_set(settings: Settings) -> Channels | None:
+    return None if settings.channels_file is None else load_channels(settings.channels_file)
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port out of range, or one another program already listens on, in one line."""
+    if not 0 <= port <= 65535:
+        raise UserError(f"--port {port} is not a port: use 1 to 65535, or 0 for any free one")
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        raise UserError(
+            f"--host {host!r} is not an address of this machine: use 127.0.0.1, 0.0.0.0 "
+            "or one of its interfaces"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UserError(
+                    f"--port {port}: {host}:{port} is already in use (another `reelqueue run`?): "
+                    "stop what listens there, or choose another --port"
+                ) from None
+            raise UserError(
+                f"--host {host}: cannot listen there ({exc.strerror}): use 127.0.0.1, "
+                "0.0.0.0 or an address of this machine"
+            ) from None
 
 
 @notion_app.command("check")
@@ -155,7 +209,7 @@ def notion_check() -> None:
     from reelqueue.service import check_notion
 
     settings = _settings()
-    report = _run(check_notion(settings, _channels_or_default(settings)))
+    report = _run(check_notion(settings, _channels_if_set(settings)))
     for line in report.lines:
         typer.echo(line)
     if not report.complete:
@@ -178,7 +232,7 @@ def notion_setup(
             raise UserError("notion setup changes your Notion database: confirm with --yes")
         return typer.confirm(question, default=False)
 
-    report = _run(setup_notion(settings, _channels_or_default(settings), confirm))
+    report = _run(setup_notion(settings, _channels(settings), confirm))
     for line in report.lines:
         typer.echo(line)
     if not report.complete:
@@ -196,7 +250,7 @@ def notion_create_calendar(
     from reelqueue.service import create_calendar
 
     settings = _settings()
-    report = _run(create_calendar(settings, _channels_or_default(settings), parent, title))
+    report = _run(create_calendar(settings, _channels(settings), parent, title))
     for line in report.lines:
         typer.echo(line)
 
@@ -279,12 +333,15 @@ def run(
     workers: Annotated[int, typer.Option(help="Steps run at once in this process.")] = 2,
 ) -> None:
     """Run the service: web app, workers, and (as leader) ingest and push-back."""
+    if workers < 0:
+        raise UserError(f"--workers {workers}: use 0 (no steps in this process) or more")
+    _check_port(host, port)
     from reelqueue.db import resolve_database_url
     from reelqueue.service import Service, ServiceOptions, require_notion_settings
 
     settings = _settings()
     require_notion_settings(settings)
-    channels = _channels(settings)
+    channels = _channels(settings, steps=True)
 
     async def go() -> None:
         url = await resolve_database_url(settings)
@@ -319,11 +376,11 @@ def worker(
     from reelqueue.db import resolve_database_url, upgrade
     from reelqueue.pipeline import Worker, load_step_sets
 
-    settings = _settings()
-    channels = _channels(settings)
-    step_sets = load_step_sets(settings.step_sets)
     if concurrency < 1:
-        raise UserError("--concurrency must be at least 1")
+        raise UserError(f"--concurrency {concurrency}: use 1 or more")
+    settings = _settings()
+    channels = _channels(settings, steps=True)
+    step_sets = load_step_sets(settings.step_sets)
 
     async def go() -> None:
         url = await resolve_database_url(settings)

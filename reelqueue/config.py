@@ -7,9 +7,11 @@ field) and the fix, so the CLI can print one line and exit 2.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import platformdirs
 import yaml
 from pydantic import (
     AliasChoices,
@@ -37,6 +39,7 @@ __all__ = [
     "ConfigError",
     "GateName",
     "Settings",
+    "default_data_dir",
     "load_channels",
     "load_settings",
 ]
@@ -51,6 +54,11 @@ class ConfigError(UserError):
     """A missing or invalid setting, or a bad channels file."""
 
 
+def default_data_dir() -> Path:
+    """The per-user data directory (e.g. ~/.local/share/reelqueue): the same from any folder."""
+    return platformdirs.user_data_path("reelqueue", appauthor=False)
+
+
 def _env(name: str) -> AliasChoices:
     """Accept the documented variable name and the field name (as used in reelqueue.toml)."""
     return AliasChoices(name, name.lower())
@@ -62,7 +70,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     database_url: str | None = Field(default=None, validation_alias=_env("DATABASE_URL"))
-    data_dir: Path = Field(default=Path(".reelqueue"), validation_alias=_env("REELQUEUE_DATA_DIR"))
+    data_dir: Path = Field(
+        default_factory=default_data_dir, validation_alias=_env("REELQUEUE_DATA_DIR")
+    )
     notion_token: SecretStr | None = Field(default=None, validation_alias=_env("NOTION_TOKEN"))
     notion_database_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("NOTION_DATABASE_IDS")
@@ -124,6 +134,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field(
         default="auto", validation_alias=_env("REELQUEUE_LOG_FORMAT")
     )
+    allow_other_deployments: bool = Field(
+        default=False, validation_alias=_env("REELQUEUE_ALLOW_OTHER_DEPLOYMENTS")
+    )
 
     @field_validator("notion_database_ids", mode="before")
     @classmethod
@@ -182,6 +195,7 @@ _FIX_HINTS: dict[str, str] = {
     "demo_failure_rate": "set it to a probability from 0 to 1",
     "log_level": "use one of debug, info, warning, error",
     "log_format": "use one of auto, json, console",
+    "allow_other_deployments": "set it to true or false",
 }
 
 
@@ -294,8 +308,12 @@ def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
     return node
 
 
-def load_channels(path: Path) -> Channels:
-    """Read and validate the channels file; errors name the file, line and field."""
+def load_channels(path: Path, step_sets: Collection[str] | None = None) -> Channels:
+    """Read and validate the channels file; errors name the file, line and field.
+
+    With `step_sets` (the names of the step sets found), a channel naming another is
+    refused too, listing the known ones.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -315,10 +333,28 @@ def load_channels(path: Path) -> Channels:
     if root is None or not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'channels:' list")
     try:
-        return Channels.model_validate(data)
+        channels = Channels.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         line = _node_at(root, loc).start_mark.line + 1
         where = ".".join(str(part) for part in loc) or "channels"
-        raise ConfigError(f"{path} line {line}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path} line {line}: {where}: {_message(first)}") from None
+    for index, channel in enumerate(channels.channels):
+        if step_sets is not None and channel.step_set not in step_sets:
+            loc = ("channels", index, "step_set")
+            line = _node_at(root, loc).start_mark.line + 1
+            raise ConfigError(
+                f"{path} line {line}: channels.{index}.step_set: unknown step set "
+                f"{channel.step_set!r}; known step sets: {', '.join(sorted(step_sets))} "
+                "(name another in REELQUEUE_STEP_SETS or install its package)"
+            )
+    return channels
+
+
+def _message(error: Any) -> str:
+    """A validation error's message, listing the allowed values where there are some."""
+    if error.get("type") == "literal_error":
+        expected = (error.get("ctx") or {}).get("expected", "")
+        return f"unknown value {error.get('input')!r}; known values: {expected}"
+    return str(error["msg"])

@@ -8,11 +8,16 @@ from pathlib import Path
 
 from reelqueue.errors import UserError
 
-__all__ = ["EmbeddedDatabaseError", "start_embedded_server"]
+__all__ = ["EmbeddedDatabaseError", "embedded_cluster_exists", "start_embedded_server"]
 
 
 class EmbeddedDatabaseError(UserError):
     """The embedded PostgreSQL server could not be started."""
+
+
+def embedded_cluster_exists(data_dir: Path) -> bool:
+    """Whether `data_dir` already holds an embedded PostgreSQL cluster (nothing is created)."""
+    return (data_dir.expanduser() / "postgres" / "PG_VERSION").is_file()
 
 
 def start_embedded_server(data_dir: Path) -> str:

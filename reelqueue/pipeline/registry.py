@@ -12,7 +12,7 @@ from reelqueue.pipeline.demo_steps import DEMO_STEPS
 from reelqueue.pipeline.steps import StepSet
 from reelqueue.statuses import STEPS
 
-__all__ = ["ENTRY_POINT_GROUP", "StepSetError", "load_step_sets"]
+__all__ = ["ENTRY_POINT_GROUP", "StepSetError", "check_step_caps", "load_step_sets"]
 
 ENTRY_POINT_GROUP = "reelqueue.steps"
 
@@ -62,3 +62,17 @@ def load_step_sets(configured: Mapping[str, str]) -> dict[str, StepSet]:
     for name, reference in configured.items():
         sets[name] = _checked(name, _import(reference))
     return sets
+
+
+def check_step_caps(caps: Mapping[str, int]) -> None:
+    """Refuse a REELQUEUE_STEP_CAPS naming an unknown step or capping one below zero."""
+    for step, cap in caps.items():
+        if step not in STEPS:
+            raise StepSetError(
+                f"REELQUEUE_STEP_CAPS: unknown step {step!r}; known steps: {', '.join(STEPS)}"
+            )
+        if cap < 0:
+            raise StepSetError(
+                f"REELQUEUE_STEP_CAPS: {step!r} is capped at {cap}; a cap is 0 or more "
+                '(steps of it at once across the fleet), e.g. {"video": 5}'
+            )

@@ -61,12 +61,12 @@ def _client(settings: Settings, *, calendars: bool = True) -> NotionClient:
     )
 
 
-def _channel_ids(channels: Channels) -> list[str]:
-    return [c.id for c in channels.channels]
+def _channel_ids(channels: Channels | None) -> list[str]:
+    return [] if channels is None else [c.id for c in channels.channels]
 
 
 async def _reports(
-    notion: NotionClient, settings: Settings, table: StatusTable, channels: Channels
+    notion: NotionClient, settings: Settings, table: StatusTable, channels: Channels | None
 ) -> list[tuple[SchemaReport, dict[str, Any]]]:
     found: list[tuple[SchemaReport, dict[str, Any]]] = []
     for ref in settings.notion_database_ids:
@@ -89,8 +89,12 @@ def _fix_hint(report: SchemaReport) -> str:
     return "  fix: run `reelqueue notion setup`"
 
 
-async def check_notion(settings: Settings, channels: Channels) -> NotionReport:
-    """Who we are in Notion, and every property and option each data source lacks."""
+async def check_notion(settings: Settings, channels: Channels | None) -> NotionReport:
+    """Who we are in Notion, and every property and option each data source lacks.
+
+    Without a channels file the Channel options cannot be checked: that is reported as
+    missing too, so the check passes only when the calendar is ready for `reelqueue run`.
+    """
     table = StatusTable(settings.status_labels)
     result = NotionReport()
     async with _client(settings) as notion:
@@ -107,6 +111,12 @@ async def check_notion(settings: Settings, channels: Channels) -> NotionReport:
             if gaps:
                 result.complete = False
                 result.lines.append(_fix_hint(report))
+    if channels is None:
+        result.complete = False
+        result.lines.append(
+            "channels file: not set, so the Channel options were not checked; point "
+            "REELQUEUE_CHANNELS at the channels file (YAML, see README) and check again"
+        )
     return result
 
 

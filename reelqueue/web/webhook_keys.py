@@ -34,7 +34,14 @@ from reelqueue.ingest.webhook_tokens import (
 )
 from reelqueue.logs import register_secret
 
-__all__ = ["CAUSE_MESSAGES", "KeyMatch", "LogLimiter", "MismatchCause", "WebhookKeys"]
+__all__ = [
+    "CAUSE_MESSAGES",
+    "CONFIGURED_HINT",
+    "KeyMatch",
+    "LogLimiter",
+    "MismatchCause",
+    "WebhookKeys",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +80,12 @@ CAUSE_MESSAGES = {
         "whose handshake never reached this service (see `reelqueue webhook token`)"
     ),
 }
+
+
+CONFIGURED_HINT = (
+    "; NOTION_WEBHOOK_TOKEN is set but did not sign it either: set it to the "
+    "subscription's verification token, or unset it"
+)
 
 
 class LogLimiter:
@@ -199,8 +212,14 @@ class WebhookKeys:
         held = self._limiter.allow(cause.value if waiting is None else f"{cause}:{waiting}")
         if held is not None:
             claimed = _claims(raw)
+            message = CAUSE_MESSAGES[cause].format(token_id=waiting)
+            if self.configured and cause in {
+                MismatchCause.CANDIDATE_WAITING,
+                MismatchCause.UNKNOWN_KEY,
+            }:
+                message += CONFIGURED_HINT
             log.warning(
-                "webhook refused: " + CAUSE_MESSAGES[cause].format(token_id=waiting),
+                "webhook refused: " + message,
                 cause=cause.value,
                 token_id=waiting,
                 claimed_subscription_id=_short(claimed.get("subscription_id")),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -125,10 +127,16 @@ class RunningService(LoggedProcess):
 
 
 def one_line_error(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
+    """The one line a mistake prints (log lines, JSON under cli_env, aside); no traceback."""
     assert "Traceback" not in stderr
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith("{")]
+    assert len(lines) == 1, stderr
     return lines[0]
+
+
+def log_lines(stderr: str) -> list[dict[str, Any]]:
+    """The JSON log lines a command printed (cli_env asks for JSON)."""
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
 
 async def seed_tasks(engine: AsyncEngine) -> None:

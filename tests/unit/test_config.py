@@ -29,11 +29,23 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_defaults_need_no_environment() -> None:
     s = load_settings()
     assert s.database_url is None
-    assert s.data_dir == Path(".reelqueue")
+    assert s.data_dir.is_absolute(), "the embedded database's home must not follow the cwd"
     assert s.notion_api_url == "https://api.notion.com"
     assert s.notion_rate_limit == 3.0
     assert s.poll_interval_s == 15.0
     assert s.notion_database_ids == []
+
+
+def test_the_data_directory_is_per_user_and_the_same_from_any_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("REELQUEUE_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    here = load_settings().data_dir
+    monkeypatch.chdir(tmp_path / "..")
+    assert load_settings().data_dir == here == tmp_path / "share" / "reelqueue"
+    monkeypatch.setenv("REELQUEUE_DATA_DIR", str(tmp_path / "mine"))
+    assert load_settings().data_dir == tmp_path / "mine"
 
 
 def test_database_ids_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
