@@ -3,7 +3,9 @@
 Notion wants a fast 2xx, and a burst of events should not queue behind one database
 transaction each. Verified events wait in memory for a moment and are written in one
 statement per batch. An event lost to a crash in that moment costs nothing but a
-few seconds: webhooks are only a doorbell, and the poller reconciles.
+few seconds: webhooks are only a doorbell, and the poller reconciles. A batch the
+database refuses is written again one delivery at a time, so one odd event costs only
+itself.
 """
 
 from __future__ import annotations
@@ -79,10 +81,38 @@ class InboxWriter:
         if not batch:
             return
         try:
-            async with self._engine.begin() as conn:
-                verdicts = await record_events(conn, batch, bot_user_id=self._bot_user_id)
-        except Exception as exc:  # a lost batch only delays its edits to the next poll
-            log.warning("webhook events not recorded", events=len(batch), error=str(exc))
-            return
+            await self._record(batch)
+        except Exception as exc:  # a lost event only delays its edit to the next poll
+            if len(batch) == 1:
+                log.warning(
+                    "webhook event not recorded",
+                    event_id=batch[0].event_id[:64],
+                    error=_first_line(exc),
+                )
+                return
+            lost = 0
+            for delivery in batch:
+                try:
+                    await self._record([delivery])
+                except Exception as again:  # as above, for this event alone
+                    lost += 1
+                    log.warning(
+                        "webhook event not recorded",
+                        event_id=delivery.event_id[:64],
+                        error=_first_line(again),
+                    )
+            if lost:
+                log.warning("webhook events not recorded", events=lost, of=len(batch))
+
+    async def _record(self, batch: list[Delivery]) -> None:
+        async with self._engine.begin() as conn:
+            verdicts = await record_events(conn, batch, bot_user_id=self._bot_user_id)
         self.verdicts.update(v.value for v in verdicts)
         log.debug("webhook events recorded", events=len(batch))
+
+
+def _first_line(exc: BaseException) -> str:
+    """An error in one short line: its type and the first line of its message."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0][:200]}" if lines else type(orig).__name__

@@ -2,6 +2,12 @@
 
 Webhooks are a doorbell, not the truth: an accepted event only asks for an
 incremental query; the values always come from Notion itself.
+
+Whoever sends a body, signed or not, gets a 4xx for anything that is not an event
+(`load_body`: invalid JSON, NaN or infinite numbers, more than `MAX_DEPTH` levels of
+nesting), and what an event carries is made safe to store before it is kept: text is
+cleaned as page text is (NUL dropped, lone surrogates replaced), ids are read as Notion
+ids or left out, an event id over 200 characters is not an event.
 """
 
 from __future__ import annotations
@@ -9,8 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,14 +30,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.db.models import WEBHOOK_INBOX
 from reelqueue.ingest.moves import SCHEMA_EVENTS, SINGLE_EVENTS
+from reelqueue.notion import InvalidNotionId, normalize_id
+from reelqueue.notion.properties import clean_text
 
 __all__ = [
     "DOORBELL_CHANNEL",
     "HANDLED_EVENT_TYPES",
     "MAX_BODY_BYTES",
+    "MAX_DEPTH",
+    "BadBody",
     "Delivery",
     "Verdict",
     "classify",
+    "load_body",
+    "nesting_depth",
     "parse_delivery",
     "record_events",
     "signature_matches",
@@ -37,6 +52,9 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
+# Notion's events nest four or five levels; a body nested deeper is not one of them.
+MAX_DEPTH = 64
+MAX_EVENT_ID_LENGTH = 200
 DOORBELL_CHANNEL = "reelqueue_doorbell"
 HANDLED_EVENT_TYPES = (
     frozenset(
@@ -81,6 +99,77 @@ def signature_matches(token: str, raw_body: bytes, header: str | None) -> bool:
     return hmac.compare_digest(expected, header.removeprefix("sha256=").strip())
 
 
+class BadBody(ValueError):
+    """A webhook body that is not JSON we take; the message says why, for the 400."""
+
+
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def nesting_depth(raw: bytes, limit: int = MAX_DEPTH) -> int:
+    """How deeply a JSON text nests arrays and objects (counting stops just past `limit`).
+
+    Read from the bytes without parsing, so a body nested too deep for the parser (or
+    for a log line quoting it) is turned away before anything reads it.
+    """
+    brackets = _STRINGS.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    depth = deepest = 0
+    for byte in brackets:
+        depth += 1 if byte in b"[{" else -1
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+    return deepest
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadBody(f"body holds a number out of range: {text[:20]}")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise BadBody(f"body holds {name}, which is not JSON")
+
+
+def load_body(raw: bytes) -> Any:
+    """The JSON value of a body; BadBody (a 400) for anything else, whatever it holds."""
+    if nesting_depth(raw) > MAX_DEPTH:
+        raise BadBody(f"body nests deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(raw, parse_float=_finite, parse_constant=_constant)
+    except BadBody:
+        raise
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise BadBody("body is not valid JSON") from exc
+
+
+def _cleaned(value: Any) -> Any:
+    """A JSON value with every text storable (see `clean_text`); depth is bounded by the caller."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _shallow(value: Any, room: int) -> bool:
+    """Whether a parsed JSON value nests no deeper than `room` levels."""
+    if isinstance(value, dict | list):
+        if room <= 0:
+            return False
+        items = value.values() if isinstance(value, dict) else value
+        return all(_shallow(item, room - 1) for item in items)
+    return True
+
+
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -89,23 +178,31 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether a NUL character hides anywhere in a JSON value (PostgreSQL cannot store it)."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+def _id(value: Any) -> str | None:
+    try:
+        return normalize_id(value)
+    except InvalidNotionId:
+        return None
+
+
+def _timestamp(value: Any) -> str | None:
+    """An ISO timestamp with its zone as sent, or None for anything else."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if moment.tzinfo is not None else None
 
 
 def parse_delivery(body: Any) -> Delivery | None:
     """The event in a JSON body, or None when it is not an event at all."""
-    if not isinstance(body, dict) or _has_nul(body):
+    if not isinstance(body, dict) or not _shallow(body, MAX_DEPTH):
         return None
+    body = _cleaned(body)
     event_id, event_type = _str(body.get("id")), _str(body.get("type"))
-    if event_id is None or event_type is None:
+    if event_id is None or event_type is None or len(event_id) > MAX_EVENT_ID_LENGTH:
         return None
     entity = _dict(body.get("entity"))
     data = _dict(body.get("data"))
@@ -114,12 +211,12 @@ def parse_delivery(body: Any) -> Delivery | None:
     authors = [a for a in listed if isinstance(a, dict)] if isinstance(listed, list) else []
     return Delivery(
         event_id=event_id,
-        event_type=event_type,
-        entity_id=_str(entity.get("id")),
-        author_ids=tuple(str(a.get("id", "")) for a in authors),
-        author_types=tuple(str(a.get("type", "")) for a in authors),
-        data_source_id=_str(parent.get("data_source_id")) or _str(parent.get("id")),
-        timestamp=_str(body.get("timestamp")),
+        event_type=event_type[:100],
+        entity_id=_id(entity.get("id")),
+        author_ids=tuple(str(a.get("id", ""))[:100] for a in authors),
+        author_types=tuple(str(a.get("type", ""))[:100] for a in authors),
+        data_source_id=_id(parent.get("data_source_id")) or _id(parent.get("id")),
+        timestamp=_timestamp(body.get("timestamp")),
         body=body,
     )
 

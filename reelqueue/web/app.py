@@ -1,8 +1,14 @@
-"""The web app: Notion's webhook receiver, health, metrics."""
+"""The web app: Notion's webhook receiver, health, metrics.
+
+No body makes the webhook receiver fail: whatever a sender puts in it, signed or not,
+gets a 4xx (400 not an event, 401 unsigned or badly signed, 408 a body still arriving
+after `BODY_TIMEOUT_S`, 413 too large), and a failure of our own (the database gone)
+a 503 Notion retries. A sender hanging up before its body arrived is one log line.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,15 +20,20 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import ClientDisconnect
 
 from reelqueue.ingest import MAX_BODY_BYTES, InboxWriter, Verdict, classify, parse_delivery
+from reelqueue.ingest.webhooks import MAX_DEPTH, BadBody, load_body, nesting_depth
 from reelqueue.logs import correlation
 from reelqueue.web.health import NotionHealth, iso
 from reelqueue.web.webhook_keys import WebhookKeys
 
-__all__ = ["WebState", "create_app", "health_report"]
+__all__ = ["BODY_TIMEOUT_S", "WebState", "create_app", "health_report"]
 
 log = structlog.get_logger(__name__)
+
+# Notion sends a whole event at once; a body still arriving after this is cut off.
+BODY_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -50,27 +61,33 @@ class WebState:
         self.keys = WebhookKeys(self.engine, self.configured_webhook_token)
 
 
-def _error(status: int, reason: str) -> JSONResponse:
-    return JSONResponse({"error": reason}, status_code=status)
+def _error(status: int, reason: str, *, close: bool = False) -> JSONResponse:
+    """An error answer; `close` ends the connection (a body left unread cannot be skipped)."""
+    headers = {"connection": "close"} if close else None
+    return JSONResponse({"error": reason}, status_code=status, headers=headers)
 
 
 async def _read_body(request: Request) -> bytes | None:
-    """The raw body, or None when it is over the size limit (read no further than that)."""
+    """The raw body, or None when it is over the size limit (read no further than that).
+
+    TimeoutError when it is not all there within BODY_TIMEOUT_S.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         return None
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            return None
+    async with asyncio.timeout(BODY_TIMEOUT_S):
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return None
     return bytes(body)
 
 
 def _handshake_token(raw: bytes) -> str | None:
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = load_body(raw)
+    except BadBody:
         return None
     if isinstance(body, dict) and set(body) == {"verification_token"}:
         token = body["verification_token"]
@@ -151,48 +168,72 @@ def create_app(state: WebState) -> FastAPI:
     @app.post("/webhooks/notion")
     async def notion_webhook(request: Request) -> Response:
         with correlation(source="webhook"):
-            raw = await _read_body(request)
-            if raw is None:
-                verdicts.labels("too_large").inc()
-                return _error(413, f"body over {MAX_BODY_BYTES} bytes")
-            signature = request.headers.get("x-notion-signature")
-            if signature is None:
-                token = _handshake_token(raw)
-                if token is None:
-                    verdicts.labels("unsigned").inc()
-                    return _error(401, "missing X-Notion-Signature")
-                await state.keys.keep_handshake(token)
-                verdicts.labels(Verdict.HANDSHAKE.value).inc()
-                return JSONResponse({"status": Verdict.HANDSHAKE.value})
-            key = await state.keys.match(raw, signature)
-            if key is None:
-                refusals.labels((await state.keys.refuse(raw, signature)).value).inc()
-                verdicts.labels("bad_signature").inc()
-                return _error(401, "X-Notion-Signature does not match the body")
             try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError):
-                verdicts.labels("bad_json").inc()
-                return _error(400, "body is not valid JSON")
-            delivery = parse_delivery(body)
-            if delivery is None:
-                verdicts.labels("not_an_event").inc()
-                return _error(400, "body is not a Notion event: it needs string 'id' and 'type'")
-            verdict = classify(delivery, bot_user_id=state.bot_user_id)
-            state.inbox.put(delivery)
-            state.last_webhook_at = datetime.now(UTC)
-            await state.keys.note_verified(key, delivery.body)
-            if verdict is Verdict.ACCEPTED:
-                verdict = Verdict.QUEUED
-            verdicts.labels(verdict.value).inc()
-            log.debug(
-                "webhook event",
-                event_id=delivery.event_id,
-                event_type=delivery.event_type,
-                notion_page_id=delivery.entity_id,
-                verdict=verdict.value,
+                return await receive(request)
+            except ClientDisconnect:
+                verdicts.labels("hung_up").inc()
+                log.info("webhook sender hung up before its body arrived")
+                return _error(400, "the sender hung up")
+            except Exception as exc:  # ours, not the sender's: Notion delivers it again later
+                verdicts.labels("failed").inc()
+                log.warning("webhook delivery not taken", error=type(exc).__name__)
+                return _error(503, "try again later")
+
+    async def receive(request: Request) -> Response:
+        try:
+            raw = await _read_body(request)
+        except TimeoutError:
+            verdicts.labels("too_slow").inc()
+            log.info("webhook body cut off: still arriving after the time limit", s=BODY_TIMEOUT_S)
+            return _error(408, f"body not received within {BODY_TIMEOUT_S:g} s", close=True)
+        if raw is None:
+            verdicts.labels("too_large").inc()
+            return _error(413, f"body over {MAX_BODY_BYTES} bytes")
+        if nesting_depth(raw) > MAX_DEPTH:
+            verdicts.labels("bad_json").inc()
+            return _error(400, f"body nests deeper than {MAX_DEPTH} levels")
+        signature = request.headers.get("x-notion-signature")
+        if signature is None:
+            token = _handshake_token(raw)
+            if token is None:
+                verdicts.labels("unsigned").inc()
+                return _error(401, "missing X-Notion-Signature")
+            await state.keys.keep_handshake(token)
+            verdicts.labels(Verdict.HANDSHAKE.value).inc()
+            return JSONResponse({"status": Verdict.HANDSHAKE.value})
+        key = await state.keys.match(raw, signature)
+        if key is None:
+            refusals.labels((await state.keys.refuse(raw, signature)).value).inc()
+            verdicts.labels("bad_signature").inc()
+            return _error(401, "X-Notion-Signature does not match the body")
+        try:
+            body = load_body(raw)
+        except BadBody as bad:
+            verdicts.labels("bad_json").inc()
+            return _error(400, str(bad))
+        delivery = parse_delivery(body)
+        if delivery is None:
+            verdicts.labels("not_an_event").inc()
+            return _error(
+                400,
+                "body is not a Notion event: it needs string 'id' (at most 200 characters) "
+                "and 'type'",
             )
-            return JSONResponse({"status": verdict.value})
+        verdict = classify(delivery, bot_user_id=state.bot_user_id)
+        state.inbox.put(delivery)
+        state.last_webhook_at = datetime.now(UTC)
+        await state.keys.note_verified(key, delivery.body)
+        if verdict is Verdict.ACCEPTED:
+            verdict = Verdict.QUEUED
+        verdicts.labels(verdict.value).inc()
+        log.debug(
+            "webhook event",
+            event_id=delivery.event_id,
+            event_type=delivery.event_type,
+            notion_page_id=delivery.entity_id,
+            verdict=verdict.value,
+        )
+        return JSONResponse({"status": verdict.value})
 
     @app.get("/healthz")
     async def healthz(strict: bool = False) -> Response:
