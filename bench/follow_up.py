@@ -22,7 +22,11 @@ Ingest's share of the budget counts every request but page writes, by when it re
 sandbox (a request log around the sandbox app); push-back's fresh reads are counted by
 wrapping the coordinator's `fresh_read` in this process.
 
-    .venv/bin/python -m bench.follow_up [--trials 12] [--quiet-s 30] [--models bucket,window]
+    .venv/bin/python -m bench.follow_up [--trials 12] [--quiet-s 30]
+        [--models bucket,window,window+budget]
+
+`--models window+budget` runs the window model with the budget configured in the client
+(`NOTION_RATE_BUDGET=180`, `NOTION_RATE_WINDOW_S=60`), as on today's Notion.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from bench.notion_like import (
     Database,
     Request,
     between,
+    client_settings,
     code_version,
     count_fresh_reads,
     counts,
@@ -179,7 +184,9 @@ async def one_model(
     box, log = sandbox(model, videos=videos, webhook_window_ms=60_000)
     receiver = EventReceiver()
     with box:
-        service, url = await start_service(server, box, CHANNELS, tmp, step_s=0.05)
+        service, url = await start_service(
+            server, box, CHANNELS, tmp, step_s=0.05, **client_settings(model)
+        )
         db = await Database.connect(url)
         admin = SandboxAdmin(box.base_url)
         try:
@@ -335,7 +342,7 @@ async def main() -> None:
         "--trials", type=int, default=12, help="per kind (approval, cancel, requeue)"
     )
     parser.add_argument("--quiet-s", type=float, default=30.0)
-    parser.add_argument("--models", default="bucket,window")
+    parser.add_argument("--models", default="bucket,window,window+budget")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     configure_logging("error", "json")

@@ -10,7 +10,8 @@ more in one edit. Reports the seconds from that edit to all 20 in the queue, pus
 PATCHes per second while it is busy (from a log of every request that reached the
 sandbox), the seconds until all 200 pages show Published against the ideal, and 429s.
 
-    .venv/bin/python -m bench.load_mix [--videos 200] [--more 20] [--models bucket,window]
+    .venv/bin/python -m bench.load_mix [--videos 200] [--more 20]
+        [--models bucket,window,window+budget]
 
 `--models window+budget` runs the window model with the budget configured in the client
 (`NOTION_RATE_BUDGET=180`, `NOTION_RATE_WINDOW_S=60`) instead of left to be learned.
@@ -40,6 +41,7 @@ from bench.notion_like import (
     Database,
     Request,
     between,
+    client_settings,
     code_version,
     count_fresh_reads,
     counts,
@@ -80,18 +82,10 @@ def rate_limited_per_window(entries: list[Request], started: float) -> list[int]
 async def one_model(
     server: str, model: str, videos: int, more: int, busy_after: int, timeout_s: float, tmp: Path
 ) -> dict[str, Any]:
-    # "window+budget": the window model with the budget configured in the client
-    # (NOTION_RATE_BUDGET=180, NOTION_RATE_WINDOW_S=60) instead of left to be learned.
-    configured = model.endswith("+budget")
-    box, log = sandbox(
-        model.removesuffix("+budget"), videos=videos + more, webhook_window_ms=60_000
-    )
-    client: dict[str, Any] = (
-        {"notion_rate_budget": 180, "notion_rate_window_s": 60.0} if configured else {}
-    )
+    box, log = sandbox(model, videos=videos + more, webhook_window_ms=60_000)
     with box:
         service, url = await start_service(
-            server, box, DEFAULT_CHANNELS, tmp, step_s=0.05, **client
+            server, box, DEFAULT_CHANNELS, tmp, step_s=0.05, **client_settings(model)
         )
         db = await Database.connect(url)
         admin = SandboxAdmin(box.base_url)
@@ -271,7 +265,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=200)
     parser.add_argument("--more", type=int, default=20)
-    parser.add_argument("--models", default="bucket,window")
+    parser.add_argument("--models", default="bucket,window,window+budget")
     parser.add_argument("--busy-after", type=int, default=15, help="page writes before the edit")
     parser.add_argument("--timeout", type=float, default=200.0)
     parser.add_argument(

@@ -38,6 +38,9 @@ MODELS: dict[str, dict[str, Any]] = {
     "bucket": {"rate_model": "bucket", "rps": 3.0, "burst": 6},
     "window": {"rate_model": "window", "budget": 180, "window_s": 60.0},
 }
+# "window+budget": the window model with its budget configured in the client, as an
+# operator on today's Notion sets it (NOTION_RATE_BUDGET, NOTION_RATE_WINDOW_S).
+MODELS["window+budget"] = MODELS["window"]
 BUDGET_PER_S = 3.0
 # Uniform 150-450 ms: median and mean 300 ms, a Notion-like answer time.
 LATENCY_MS = (150.0, 450.0)
@@ -152,6 +155,13 @@ def quiet_logs() -> None:
     logging.getLogger("uvicorn.error").addFilter(_not_a_disconnect)
 
 
+def client_settings(model: str) -> dict[str, Any]:
+    """The service's settings for this model: the limiter's defaults, or the budget told."""
+    if model.endswith("+budget"):
+        return {"notion_rate_budget": 180, "notion_rate_window_s": 60.0}
+    return {}
+
+
 def sandbox(model: str, **options: Any) -> tuple[SandboxServer, list[Request]]:
     """A sandbox of this rate model with Notion-like latency, and its request log.
 
@@ -160,7 +170,7 @@ def sandbox(model: str, **options: Any) -> tuple[SandboxServer, list[Request]]:
     """
     run = next(_runs)
     config = SandboxConfig(
-        token=f"secret_bench_{model}_{uuid.uuid4().hex[:12]}",
+        token=f"secret_bench_{model.replace('+', '_')}_{uuid.uuid4().hex[:12]}",
         seed=run * 7919,
         latency_ms=LATENCY_MS,
         **MODELS[model],

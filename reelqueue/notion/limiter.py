@@ -109,7 +109,7 @@ class TokenBucket:
         now = self._clock()
         if self._tokens >= 1 and not self.waiting and self._blocked_for(now) <= 0:
             self._tokens -= 1
-            self._granted(now)
+            self._granted(now, Priority(priority))
             return now
         waiter: asyncio.Future[float] = loop.create_future()
         lane = self._lanes[Priority(priority)]
@@ -148,20 +148,20 @@ class TokenBucket:
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = loop.create_task(self._dispatch(), name="notion-rate-limiter")
 
-    def _next_waiter(self) -> asyncio.Future[float] | None:
+    def _next_waiter(self) -> tuple[Priority, asyncio.Future[float]] | None:
         for priority in Priority:
             lane = self._lanes[priority]
             while lane and lane[0].done():
                 lane.popleft()
             if lane:
-                return lane.popleft()
+                return priority, lane.popleft()
         return None
 
     def _blocked_for(self, now: float) -> float:
         """Seconds until gates other than the bucket allow a request (none here)."""
         return 0.0
 
-    def _granted(self, now: float) -> None:
+    def _granted(self, now: float, priority: Priority) -> None:
         """Called once for every token handed out, at the moment it is handed out."""
 
     async def _dispatch(self) -> None:
@@ -170,12 +170,13 @@ class TokenBucket:
             self._refill()
             blocked = self._blocked_for(self._clock())
             while self._tokens >= 1 and blocked <= 0:
-                waiter = self._next_waiter()
-                if waiter is None:
+                next_up = self._next_waiter()
+                if next_up is None:
                     return
+                priority, waiter = next_up
                 self._tokens -= 1
                 now = self._clock()
-                self._granted(now)
+                self._granted(now, priority)
                 waiter.set_result(now)
                 blocked = self._blocked_for(self._clock())
             if not self.waiting:
@@ -249,7 +250,8 @@ class RateLimitStatus:
     that set it ("connection" or "workspace") and `reason` Notion's `rate_limit_reason`.
     `budget` is the requests per `window_s` the limiter keeps to ("configured" or
     "learned" in `budget_source`; None and "none" while it paces by the bucket alone).
-    `requests_this_window` counts requests sent in the last `window_s` seconds.
+    `requests_this_window` counts requests sent in the last `window_s` seconds,
+    `push_requests_this_window` those of them sent at push-back's priority.
     """
 
     limited_until: datetime | None
@@ -259,6 +261,7 @@ class RateLimitStatus:
     budget_source: str
     window_s: float
     requests_this_window: int
+    push_requests_this_window: int
     rate: float
     burst: int
     rate_limited: int
@@ -327,6 +330,7 @@ class NotionLimiter(TokenBucket):
         self._learned: int | None = None
         self._learned_at = -math.inf
         self._sent: list[float] = []
+        self._pushed: list[float] = []
         self._counted: list[float] = []
         self._in_flight: Counter[float] = Counter()
         self._carried: Counter[float] = Counter()
@@ -465,6 +469,8 @@ class NotionLimiter(TokenBucket):
             budget_source=source,
             window_s=self._window_s,
             requests_this_window=len(self._sent) - bisect_right(self._sent, now - self._window_s),
+            push_requests_this_window=len(self._pushed)
+            - bisect_right(self._pushed, now - self._window_s),
             rate=self.rate,
             burst=self.burst,
             rate_limited=self._rate_limited,
@@ -474,7 +480,7 @@ class NotionLimiter(TokenBucket):
 
     def _prune(self, now: float) -> None:
         horizon = now - 2 * (self._window_s + self._slack_s)
-        for sends in (self._sent, self._counted):
+        for sends in (self._sent, self._counted, self._pushed):
             if sends and sends[0] < horizon:
                 del sends[: bisect_left(sends, horizon)]
         if self._in_flight and len(self._in_flight) > 256:
@@ -497,8 +503,10 @@ class NotionLimiter(TokenBucket):
                 wait = max(wait, counted[len(counted) - budget] + span - now)
         return max(0.0, wait)
 
-    def _granted(self, now: float) -> None:
+    def _granted(self, now: float, priority: Priority) -> None:
         self._sent.append(now)
+        if priority == Priority.PUSH:
+            self._pushed.append(now)
         self._counted.append(now)
         self._in_flight[now] += 1
         self._prune(now)

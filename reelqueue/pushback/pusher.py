@@ -59,6 +59,7 @@ from reelqueue.statuses import StatusTable
 
 __all__ = [
     "HELD_EVENT_TYPES",
+    "INGEST_HEADROOM",
     "INGEST_RESERVE",
     "FreshRead",
     "PushResult",
@@ -75,8 +76,10 @@ _tasks = TASKS
 # reactions are already committed.
 FreshRead = Callable[[str], Awaitable[float]]
 
-# The share of a window budget push-back leaves unspent, for ingest's reads.
+# The share of a window budget push-back leaves to ingest's reads, and the part of the
+# budget kept free for them at any moment, whatever ingest has already spent.
 INGEST_RESERVE = 0.2
+INGEST_HEADROOM = 0.1
 
 HELD_EVENT_TYPES = ("page.created", "page.properties_updated", "page.moved", "page.undeleted")
 
@@ -301,7 +304,8 @@ class Pusher:
         """How many writes the limiter can send before `window_s` after the read has passed.
 
         None while Notion holds us back after a 429; within a window budget, push-back
-        leaves `INGEST_RESERVE` of it to ingest, so a creator's edit never waits a window out.
+        spends at most its share (all but `INGEST_RESERVE`) and always leaves
+        `INGEST_HEADROOM` of the budget free, so a creator's edit never waits a window out.
         """
         status = self._notion.rate_limit_status()
         if status.is_limited:
@@ -313,7 +317,13 @@ class Pusher:
         tokens = limiter.available() - limiter.waiting + limiter.rate * left
         room = max(1, math.floor(tokens))
         if status.budget is not None:
-            spare = math.floor(status.budget * (1 - INGEST_RESERVE)) - status.requests_this_window
+            # Push-back's own share of the window, less what ingest may still need of it.
+            share = math.floor(status.budget * (1 - INGEST_RESERVE))
+            headroom = math.ceil(status.budget * INGEST_HEADROOM)
+            spare = min(
+                share - status.push_requests_this_window,
+                status.budget - status.requests_this_window - headroom,
+            )
             room = min(room, max(0, spare))
         return room
 

@@ -168,6 +168,23 @@ async def test_a_configured_budget_is_spent_at_once_and_kept_to_over_any_window(
     assert (status.budget, status.budget_source, status.window_s) == (5, "configured", 10.0)
 
 
+async def test_the_status_counts_push_backs_own_requests_in_the_window_apart() -> None:
+    """Push-back sizes its share by its own requests, so ingest's reads are told apart."""
+    clock = ManualClock()
+    lim = limiter(clock, budget=20, window_s=60.0)
+    callers = Callers(lim, clock)
+    for i in range(5):
+        callers.start(f"ingest{i}")
+    for i in range(3):
+        callers.start(f"push{i}", Priority.PUSH)
+    await settle()
+    status = lim.status()
+    assert (status.requests_this_window, status.push_requests_this_window) == (8, 3)
+    await clock.advance(61.0)
+    status = lim.status()
+    assert (status.requests_this_window, status.push_requests_this_window) == (0, 0)
+
+
 async def test_the_status_says_until_when_which_limit_and_what_was_learned() -> None:
     clock = ManualClock()
     lim = limiter(clock, rate=10.0, burst=10)
@@ -187,6 +204,7 @@ async def test_the_status_says_until_when_which_limit_and_what_was_learned() -> 
         budget_source="none",
         window_s=60.0,
         requests_this_window=8,
+        push_requests_this_window=0,
         rate=10.0,
         burst=10,
         rate_limited=0,
