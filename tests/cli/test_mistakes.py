@@ -7,6 +7,8 @@ else but log lines was printed (no traceback), and that no password or token sho
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,13 +186,18 @@ UNKNOWN_GATE = CHANNELS_YAML + "    auto_approve: [assets, vidoe]\n"
     ],
     ids=["step-set", "auto-approve", "step-cap"],
 )
-@pytest.mark.parametrize("command", ["run", "worker"])
 def test_an_unknown_step_or_step_set_is_refused_at_start_up(
-    tmp_path: Path, yaml_text: str, extra: dict[str, str], expected: str, command: str
+    tmp_path: Path, yaml_text: str, extra: dict[str, str], expected: str
 ) -> None:
     env = run_env(tmp_path, yaml_text, **extra)
     file = tmp_path / "channels.yaml"
-    assert refused([command], env) == "reelqueue: error: " + expected.format(file=file)
+    assert refused(["run"], env) == "reelqueue: error: " + expected.format(file=file)
+
+
+def test_a_worker_refuses_an_unknown_step_set_too(tmp_path: Path) -> None:
+    line = refused(["worker"], run_env(tmp_path, UNKNOWN_STEP_SET))
+    assert line.startswith(f"reelqueue: error: {tmp_path / 'channels.yaml'} line 6: ")
+    assert "unknown step set 'studio'; known step sets: demo" in line
 
 
 async def data_source(sandbox: SandboxAdmin) -> dict[str, Any]:
@@ -225,3 +232,27 @@ async def test_notion_setup_without_a_channels_file_refuses_and_check_says_so(
         "REELQUEUE_CHANNELS at the channels file (YAML, see README) and check again"
     )
     assert sandbox.token not in check.stdout + check.stderr
+
+
+def test_a_database_in_the_old_default_home_is_pointed_out(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / ".reelqueue" / "postgres").mkdir(parents=True)
+    (project / ".reelqueue" / "postgres" / "PG_VERSION").write_text("18\n")
+    env = cli_env(tmp_path, XDG_DATA_HOME=str(tmp_path / "share"))
+    del env["REELQUEUE_DATA_DIR"]
+    result = subprocess.run(
+        [sys.executable, "-m", "reelqueue", "status"],
+        env=env,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert one_line_error(result.stderr) == (
+        f"reelqueue: error: no reelqueue database in {tmp_path / 'share' / 'reelqueue'}, the "
+        f"default home, but there is one in {project / '.reelqueue'} (the old default): set "
+        f"REELQUEUE_DATA_DIR={project / '.reelqueue'} to use it"
+    )
+    assert not (tmp_path / "share").exists()
