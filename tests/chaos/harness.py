@@ -272,7 +272,7 @@ class Chaos:
         self, fault: str, fault_ended: float, progressed: Callable[[], Awaitable[bool]]
     ) -> float:
         """Wait for the first progress after a fault ended; record and print the time to heal."""
-        await wait_for(progressed, within_s=60, every_s=0.02, what=f"progress after {fault}")
+        await wait_for(progressed, within_s=30, every_s=0.02, what=f"progress after {fault}")
         seconds = time.monotonic() - fault_ended
         HEAL_TIMES[fault] = seconds
         print(f"\nchaos: time to heal after {fault}: {seconds:.2f} s", file=sys.stderr)

@@ -13,6 +13,10 @@ pytestmark = pytest.mark.timeout(120)
 OUTAGE_S = 3.0
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="after PostgreSQL restarts, push-back never resumes: pages keep their old status",
+)
 async def test_postgresql_killed_and_started_again_mid_batch(chaos: Chaos) -> None:
     run = chaos.start_run(workers=3)
     await asyncio.to_thread(run.wait_found)
@@ -23,11 +27,16 @@ async def test_postgresql_killed_and_started_again_mid_batch(chaos: Chaos) -> No
     await asyncio.to_thread(chaos.postgres.restart)
     restarted = time.monotonic()
     before = await chaos.last_event_id()
+    writes = await chaos.page_writes()
 
     async def progressed() -> bool:
         return await chaos.last_event_id() > before
 
-    await chaos.heal("kill -9 PostgreSQL", restarted, progressed)
+    async def pushed_again() -> bool:
+        return await chaos.page_writes() > writes
+
+    await chaos.heal("kill -9 PostgreSQL (steps)", restarted, progressed)
+    await chaos.heal("kill -9 PostgreSQL (push-back)", restarted, pushed_again)
     await final_check(chaos, pages)
 
 
