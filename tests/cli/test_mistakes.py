@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordServer]
         yield running
 
 
+def refused_all(cases: dict[str, tuple[list[str], dict[str, str]]]) -> dict[str, str]:
+    """`refused` for several commands at once (each runs in its own process)."""
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {name: pool.submit(refused, *case) for name, case in cases.items()}
+        return {name: future.result() for name, future in futures.items()}
+
+
 def refused(args: list[str], env: dict[str, str]) -> str:
     """The one error line of a command that must fail with exit code 2, secrets unseen."""
     result = reelqueue(*args, env=env)
@@ -40,57 +48,60 @@ def refused(args: list[str], env: dict[str, str]) -> str:
     return one_line_error(result.stderr)
 
 
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        (
-            "postgresql://postgres:not-the-password@127.0.0.1:{port}/postgres",
-            "DATABASE_URL: password authentication failed for user 'postgres' at "
-            "127.0.0.1:{port}: fix the user name or password in DATABASE_URL "
-            "(URL-encode @ : / % in it)",
-        ),
-        (
-            "postgresql://postgres:{password}@127.0.0.1:{port}/videos",
-            "DATABASE_URL: database 'videos' does not exist at 127.0.0.1:{port}: create it "
-            "with createdb -h 127.0.0.1 -p {port} -U postgres videos, or fix the database "
-            "name in DATABASE_URL",
-        ),
-        (
-            "postgresql://postgres:{password}@127.0.0.1:{closed}/postgres",
-            "DATABASE_URL: nothing accepts connections at 127.0.0.1:{closed} (connection "
-            "refused): start PostgreSQL there, or fix the host and port in DATABASE_URL",
-        ),
-        (
-            "postgresql://postgres:{password}@db.invalid:{port}/postgres",
-            "DATABASE_URL: unknown host 'db.invalid': fix the host name in DATABASE_URL",
-        ),
-        (
-            "postgresql://postgres:{password}@127.0.0.1:54x2/postgres",
-            "DATABASE_URL has a port that is not a number from 1 to 65535 "
-            "(postgresql://postgres:***@127.0.0.1:54x2/postgres): write it as "
-            "postgresql://user:password@host:5432/database",
-        ),
-        (
-            "postgres:{password}@127.0.0.1/postgres",
-            "DATABASE_URL is not a URL: write it as postgresql://user:password@host:5432/database",
-        ),
-        (
-            "mysql://root:{password}@127.0.0.1/videos",
-            "DATABASE_URL must start with postgresql:// (got a mysql:// URL); reelqueue runs "
-            "on PostgreSQL only",
-        ),
-    ],
-    ids=["password", "database", "refused", "host", "port", "not-a-url", "not-postgres"],
-)
+DATABASE_URL_MISTAKES = {
+    "password": (
+        "postgresql://postgres:not-the-password@127.0.0.1:{port}/postgres",
+        "DATABASE_URL: password authentication failed for user 'postgres' at "
+        "127.0.0.1:{port}: fix the user name or password in DATABASE_URL "
+        "(URL-encode @ : / % in it)",
+    ),
+    "database": (
+        "postgresql://postgres:{password}@127.0.0.1:{port}/videos",
+        "DATABASE_URL: database 'videos' does not exist at 127.0.0.1:{port}: create it "
+        "with createdb -h 127.0.0.1 -p {port} -U postgres videos, or fix the database "
+        "name in DATABASE_URL",
+    ),
+    "refused": (
+        "postgresql://postgres:{password}@127.0.0.1:{closed}/postgres",
+        "DATABASE_URL: nothing accepts connections at 127.0.0.1:{closed} (connection "
+        "refused): start PostgreSQL there, or fix the host and port in DATABASE_URL",
+    ),
+    "host": (
+        "postgresql://postgres:{password}@db.invalid:{port}/postgres",
+        "DATABASE_URL: unknown host 'db.invalid': fix the host name in DATABASE_URL",
+    ),
+    "port": (
+        "postgresql://postgres:{password}@127.0.0.1:54x2/postgres",
+        "DATABASE_URL has a port that is not a number from 1 to 65535 "
+        "(postgresql://postgres:***@127.0.0.1:54x2/postgres): write it as "
+        "postgresql://user:password@host:5432/database",
+    ),
+    "not-a-url": (
+        "postgres:{password}@127.0.0.1/postgres",
+        "DATABASE_URL is not a URL: write it as postgresql://user:password@host:5432/database",
+    ),
+    "not-postgres": (
+        "mysql://root:{password}@127.0.0.1/videos",
+        "DATABASE_URL must start with postgresql:// (got a mysql:// URL); reelqueue runs "
+        "on PostgreSQL only",
+    ),
+}
+
+
 def test_a_wrong_database_url_names_the_problem_and_its_fix(
-    server: PasswordServer, tmp_path: Path, url: str, expected: str
+    server: PasswordServer, tmp_path: Path
 ) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
     values = {"port": server.port, "password": PASSWORD, "closed": closed}
-    env = cli_env(tmp_path, DATABASE_URL=url.format(**values))
-    assert refused(["status"], env) == "reelqueue: error: " + expected.format(**values)
+    cases = {
+        name: (["status"], cli_env(tmp_path, DATABASE_URL=url.format(**values)))
+        for name, (url, _) in DATABASE_URL_MISTAKES.items()
+    }
+    lines = refused_all(cases)
+    for name, (_, expected) in DATABASE_URL_MISTAKES.items():
+        assert lines[name] == "reelqueue: error: " + expected.format(**values), name
 
 
 def test_the_first_log_line_names_the_database_without_its_password(
@@ -104,15 +115,17 @@ def test_the_first_log_line_names_the_database_without_its_password(
     assert PASSWORD not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("command", [["status"], ["tasks"], ["db", "current"]])
-def test_read_only_commands_never_create_a_database(tmp_path: Path, command: list[str]) -> None:
+def test_read_only_commands_never_create_a_database(tmp_path: Path) -> None:
     env = cli_env(tmp_path)
     data = tmp_path / "data"
-    assert refused(command, env) == (
-        f"reelqueue: error: no reelqueue database in {data} (REELQUEUE_DATA_DIR): nothing has "
-        "run here yet; start `reelqueue run` (or `reelqueue db upgrade`) first, or set "
-        "REELQUEUE_DATA_DIR or DATABASE_URL to the deployment's"
-    )
+    commands = {"status": ["status"], "tasks": ["tasks"], "db current": ["db", "current"]}
+    lines = refused_all({name: (args, env) for name, args in commands.items()})
+    for name in commands:
+        assert lines[name] == (
+            f"reelqueue: error: no reelqueue database in {data} (REELQUEUE_DATA_DIR): nothing "
+            "has run here yet; start `reelqueue run` (or `reelqueue db upgrade`) first, or set "
+            "REELQUEUE_DATA_DIR or DATABASE_URL to the deployment's"
+        ), name
     assert not (data / "postgres").exists()
 
 
@@ -129,21 +142,26 @@ def run_env(tmp_path: Path, channels_yaml: str = CHANNELS_YAML, **extra: str) ->
     )
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["--port", "70000"], "--port 70000 is not a port: use 1 to 65535, or 0 for any free one"),
-        (["--workers", "-1"], "--workers -1: use 0 (no steps in this process) or more"),
-        (
-            ["--host", "nowhere.invalid"],
-            "--host 'nowhere.invalid' is not an address of this machine: use 127.0.0.1, "
-            "0.0.0.0 or one of its interfaces",
-        ),
-    ],
-    ids=["port", "workers", "host"],
-)
-def test_bad_run_options_are_one_line(tmp_path: Path, args: list[str], expected: str) -> None:
-    assert refused(["run", *args], run_env(tmp_path)) == "reelqueue: error: " + expected
+RUN_OPTION_MISTAKES = {
+    "port": (
+        ["--port", "70000"],
+        "--port 70000 is not a port: use 1 to 65535, or 0 for any free one",
+    ),
+    "workers": (["--workers", "-1"], "--workers -1: use 0 (no steps in this process) or more"),
+    "host": (
+        ["--host", "nowhere.invalid"],
+        "--host 'nowhere.invalid' is not an address of this machine: use 127.0.0.1, "
+        "0.0.0.0 or one of its interfaces",
+    ),
+}
+
+
+def test_bad_run_options_are_one_line(tmp_path: Path) -> None:
+    env = run_env(tmp_path)
+    cases = {name: (["run", *args], env) for name, (args, _) in RUN_OPTION_MISTAKES.items()}
+    lines = refused_all(cases)
+    for name, (_, expected) in RUN_OPTION_MISTAKES.items():
+        assert lines[name] == "reelqueue: error: " + expected, name
 
 
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
@@ -162,36 +180,37 @@ UNKNOWN_STEP_SET = CHANNELS_YAML + "    step_set: studio\n"
 UNKNOWN_GATE = CHANNELS_YAML + "    auto_approve: [assets, vidoe]\n"
 
 
-@pytest.mark.parametrize(
-    ("yaml_text", "extra", "expected"),
-    [
-        (
-            UNKNOWN_STEP_SET,
-            {},
-            "{file} line 6: channels.1.step_set: unknown step set 'studio'; known step sets: "
-            "demo (name another in REELQUEUE_STEP_SETS or install its package)",
-        ),
-        (
-            UNKNOWN_GATE,
-            {},
-            "{file} line 6: channels.1.auto_approve.1: unknown value 'vidoe'; known values: "
-            "'assets', 'video', 'audio' or 'final'",
-        ),
-        (
-            CHANNELS_YAML,
-            {"REELQUEUE_STEP_CAPS": '{"vidoe": 2}'},
-            "REELQUEUE_STEP_CAPS: unknown step 'vidoe'; known steps: assets, composites, "
-            "video, audio, sfx, assembly, upload",
-        ),
-    ],
-    ids=["step-set", "auto-approve", "step-cap"],
-)
-def test_an_unknown_step_or_step_set_is_refused_at_start_up(
-    tmp_path: Path, yaml_text: str, extra: dict[str, str], expected: str
-) -> None:
-    env = run_env(tmp_path, yaml_text, **extra)
-    file = tmp_path / "channels.yaml"
-    assert refused(["run"], env) == "reelqueue: error: " + expected.format(file=file)
+STEP_MISTAKES: dict[str, tuple[str, dict[str, str], str]] = {
+    "step-set": (
+        UNKNOWN_STEP_SET,
+        {},
+        "{file} line 6: channels.1.step_set: unknown step set 'studio'; known step sets: "
+        "demo (name another in REELQUEUE_STEP_SETS or install its package)",
+    ),
+    "auto-approve": (
+        UNKNOWN_GATE,
+        {},
+        "{file} line 6: channels.1.auto_approve.1: unknown value 'vidoe'; known values: "
+        "'assets', 'video', 'audio' or 'final'",
+    ),
+    "step-cap": (
+        CHANNELS_YAML,
+        {"REELQUEUE_STEP_CAPS": '{"vidoe": 2}'},
+        "REELQUEUE_STEP_CAPS: unknown step 'vidoe'; known steps: assets, composites, "
+        "video, audio, sfx, assembly, upload",
+    ),
+}
+
+
+def test_an_unknown_step_or_step_set_is_refused_at_start_up(tmp_path: Path) -> None:
+    cases = {}
+    for name, (yaml_text, extra, _) in STEP_MISTAKES.items():
+        (tmp_path / name).mkdir()
+        cases[name] = (["run"], run_env(tmp_path / name, yaml_text, **extra))
+    lines = refused_all(cases)
+    for name, (_, _, expected) in STEP_MISTAKES.items():
+        file = tmp_path / name / "channels.yaml"
+        assert lines[name] == "reelqueue: error: " + expected.format(file=file), name
 
 
 def test_a_worker_refuses_an_unknown_step_set_too(tmp_path: Path) -> None:
