@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -31,14 +30,19 @@ def chaos_sandbox() -> Iterator[SandboxProcess]:
 
 
 @pytest.fixture(scope="session")
-def chaos_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+def chaos_postgres(tmp_path_factory: pytest.TempPathFactory) -> Postgres:
     """An embedded PostgreSQL only the chaos scenarios use (and may kill)."""
     postgres = Postgres(tmp_path_factory.mktemp("chaos-pg"))
     asyncio.run(postgres.build_template())
-    yield postgres
+    return postgres
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The time to heal after each fault, from its end to the first progress."""
     if HEAL_TIMES:
-        figures = ", ".join(f"{fault} {seconds:.2f} s" for fault, seconds in HEAL_TIMES.items())
-        print(f"\nchaos: time to heal: {figures}", file=sys.stderr)
+        terminalreporter.write_sep("-", "chaos: time to heal (fault's end to first progress)")
+        for fault, seconds in HEAL_TIMES.items():
+            terminalreporter.write_line(f"{fault}: {seconds:.2f} s")
 
 
 @pytest.fixture

