@@ -9,6 +9,11 @@ A recent read (`recent`) is the cheap check run every few seconds while pages ar
 and just before each push-back batch: only pages edited since a minute floor whose
 Status is one a creator sets (Queued, Cancelled, Draft, an approval, an error label),
 so the rows we wrote ourselves stay out of it and it is usually one request.
+
+A page whose edit rang the doorbell but that no read met since (deleted or unshared
+right after the edit, so queries leave it out) is read by id after the next incremental
+poll; a page found gone with no task is logged, so a Queued entry never vanishes
+without a word.
 """
 
 from __future__ import annotations
@@ -24,14 +29,20 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelqueue.calendar import CalendarSchema
-from reelqueue.db.models import SYNC_STATE
+from reelqueue.db.models import SYNC_STATE, WEBHOOK_INBOX
 from reelqueue.db.retry import run_in_transaction
 from reelqueue.ingest.moves import moved_to, pages_to_look_for
 from reelqueue.ingest.reactions import ReactionSummary, Reactor
 from reelqueue.ingest.schema_watch import SchemaWatch, admissible
 from reelqueue.ingest.snapshot import PageSnapshot
-from reelqueue.notion import InvalidNotionId, NotionClient, NotionNotFound, Priority
-from reelqueue.queue import hold_moved, mark_missing, release_found
+from reelqueue.notion import (
+    InvalidNotionId,
+    NotionClient,
+    NotionNotFound,
+    Priority,
+    normalize_id,
+)
+from reelqueue.queue import hold_moved, load_tasks_by_page, mark_missing, release_found
 from reelqueue.statuses import Kind, StatusTable
 
 __all__ = ["PassResult", "Poller", "creator_statuses", "floor_minute"]
@@ -39,6 +50,26 @@ __all__ = ["PassResult", "Poller", "creator_statuses", "floor_minute"]
 log = structlog.get_logger(__name__)
 
 _sync = SYNC_STATE
+_inbox = WEBHOOK_INBOX
+
+# Events of an edit: a page they name that no read met is read by id.
+EDIT_EVENTS = ("page.created", "page.properties_updated")
+# At most this many such pages are read by id after one poll (the rest after the next).
+MAX_UNSEEN_READS = 20
+# How long a page read is remembered as met, for the events of the polls after it.
+SEEN_FOR = timedelta(minutes=10)
+
+_GONE_WORDS = {
+    "deleted": "it was moved to the trash",
+    "unshared": "it is no longer shared with the integration (Notion answers 404)",
+}
+
+
+def _id(value: Any) -> str | None:
+    try:
+        return normalize_id(value)
+    except InvalidNotionId:
+        return None
 
 
 def floor_minute(moment: datetime) -> datetime:
@@ -95,6 +126,8 @@ class Poller:
         self._watch = watch
         self._reconcile_due = False
         self._calendars = frozenset(calendars) | {schema.data_source_id}
+        self._seen_at: dict[str, datetime] = {}
+        self._gone: set[str] = set()
 
     @property
     def data_source_id(self) -> str:
@@ -120,6 +153,10 @@ class Poller:
                 )
         result.pages += len(snapshots)
         result.seen.update(s.page_id for s in snapshots)
+        now = datetime.now(UTC)
+        for snapshot in snapshots:
+            self._seen_at[snapshot.page_id] = now
+            self._gone.discard(snapshot.page_id)
         usable = admissible(snapshots, schema, self._table)
         if usable:
 
@@ -200,9 +237,53 @@ class Poller:
                 )
                 break
             since = narrower
+        await self._read_unmet(result, since)
         if not others_only:
             await self._save(watermark=started)
         return result
+
+    def _names_us(self, parent: Any) -> bool:
+        """Whether an event's `data.parent` is this data source (or its database)."""
+        if not isinstance(parent, dict):
+            return False
+        source = _id(parent.get("data_source_id"))
+        if source is not None:
+            return source == self.data_source_id
+        return bool(self._database_id) and _id(parent.get("id")) == _id(self._database_id)
+
+    async def _read_unmet(self, result: PassResult, since: datetime) -> None:
+        """Read by id the pages whose edits rang since `since` and that no read met after."""
+        horizon = datetime.now(UTC) - SEEN_FOR
+        self._seen_at = {page: at for page, at in self._seen_at.items() if at >= horizon}
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(
+                        _inbox.c.entity_id, _inbox.c.received_at, _inbox.c.payload["data"]["parent"]
+                    ).where(
+                        _inbox.c.received_at >= since,
+                        _inbox.c.event_type.in_(EDIT_EVENTS),
+                        _inbox.c.entity_id.is_not(None),
+                    )
+                )
+            ).all()
+        unmet: list[str] = []
+        for entity, received, parent in rows:
+            page = _id(entity)
+            if (
+                page is None
+                or page in unmet
+                or page in result.seen
+                or page in self._gone
+                or self._seen_at.get(page, horizon) >= received
+                or not self._names_us(parent)
+            ):
+                continue
+            unmet.append(page)
+        if unmet:
+            fetched = await self.fetch_pages(unmet[:MAX_UNSEEN_READS])
+            result.queries += fetched.queries
+            result.summary.add(fetched.summary)
 
     def _creator_labels(self) -> list[str]:
         return list(dict.fromkeys(self._table.label(s) for s in creator_statuses(self._table)))
@@ -283,8 +364,9 @@ class Poller:
         result = PassResult("fetch")
         found: list[dict[str, Any]] = []
         gone: dict[str, str] = {}
+        trashed: dict[str, str | None] = {}
         moved: dict[str, str] = {}
-        for page_id in page_ids:
+        for page_id in dict.fromkeys(p for p in map(_id, page_ids) if p is not None):
             try:
                 page = await self._notion.retrieve_page(page_id, priority=Priority.INGEST)
             except NotionNotFound:
@@ -294,6 +376,7 @@ class Poller:
                 result.queries += 1
             if page.get("in_trash") or page.get("archived"):
                 gone[page_id] = "deleted"
+                trashed[page_id] = self._status_label(page)
             elif (where := moved_to(page, self._calendars)) is not None:
                 moved[page_id] = where
             else:
@@ -301,9 +384,30 @@ class Poller:
         await self._react(found, result)
         if gone or moved:
             async with self._engine.begin() as conn:
+                tasks = await load_tasks_by_page(conn, gone)
                 result.summary.outcomes["missing"] += await mark_missing(conn, gone)
                 result.summary.outcomes["held"] += await hold_moved(conn, moved)
+            for page_id, how in gone.items():
+                if page_id in tasks or page_id in self._gone:
+                    continue
+                status = trashed.get(page_id)
+                # A Draft deleted is no news; a Queued one (or one we cannot read) is.
+                asked = status is None or self._table.status_for_label(status) == "queued"
+                (log.warning if asked else log.debug)(
+                    "page gone before reelqueue took it in: no task was made",
+                    notion_page_id=page_id,
+                    why=_GONE_WORDS[how],
+                    status=status,
+                )
+            self._gone.update(gone)
         return result
+
+    def _status_label(self, page: dict[str, Any]) -> str | None:
+        """The Status a page read by id shows (None when it cannot be read)."""
+        try:
+            return PageSnapshot.from_page(self._schema.keyed(page), self._schema.names).status_label
+        except (InvalidNotionId, AttributeError):
+            return None
 
     async def _watermark(self) -> datetime | None:
         async with self._engine.connect() as conn:

@@ -8,7 +8,9 @@ import uuid
 from typing import Any
 
 import httpx
+import structlog
 from hypothesis import HealthCheck, given, settings
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,13 +19,16 @@ from reelqueue.config import Channel, Channels
 from reelqueue.ingest import PageSnapshot, Reactor
 from reelqueue.queue import TaskRecord, load_tasks_by_page
 from reelqueue.sandbox import SandboxAdmin
+from reelqueue.service import Service
 from reelqueue.statuses import StatusTable
-from tests.fixtures.service import StartService, fetchval, until
+from tests.fixtures.service import StartService, fetchval, ready, until
 from tests.strategies import page_properties
+from tests.web.helpers import event_body, sign
 
 CHANNELS = Channels(channels=(Channel(id="science", name="Science"),))
 TABLE = StatusTable()
 QUEUED = {"Status": {"status": {"name": "Queued"}}}
+TOKEN = "secret_poison_webhook_token"
 # 2,000 UTF-16 units: what Notion holds in one rich-text element, emoji counted twice.
 LONG_TOPIC = ("🎬 שלום مرحبا \u202eolleh\u202c ")[:19] * 100
 
@@ -200,3 +205,57 @@ async def _edit_raw(sandbox: SandboxAdmin, pages: list[str], properties: dict[st
             headers={"content-type": "application/json"},
         )
     answer.raise_for_status()
+
+
+def edit_event(sandbox: SandboxAdmin, page: str) -> bytes:
+    """The page.properties_updated event Notion sends for a creator's edit of `page`."""
+    parent = {
+        "id": sandbox.database_id,
+        "type": "database",
+        "data_source_id": sandbox.data_source_id,
+    }
+    return event_body(page, str(uuid.uuid4()), data={"parent": parent}, timestamp=None)
+
+
+async def test_a_page_deleted_or_unshared_right_after_queued_is_logged(
+    sandbox: SandboxAdmin, start_service: StartService, database_url: str
+) -> None:
+    service = await start_service(notion_webhook_token=SecretStr(TOKEN), poll_interval_s=1.0)
+    await ready(service)
+    deleted, unshared, good = [p["id"] for p in await sandbox.pages()][:3]
+    with structlog.testing.capture_logs() as logs:
+        await sandbox.edit([deleted, unshared, good], QUEUED)
+        await sandbox.delete_page(deleted)
+        await sandbox.unshare([unshared])
+        # Their edits' events arrive after the pages went: queries no longer show them.
+        async with httpx.AsyncClient(base_url=service.base_url) as client:
+            for page in (deleted, unshared, good):
+                raw = edit_event(sandbox, page)
+                answer = await client.post(
+                    "/webhooks/notion",
+                    content=raw,
+                    headers={"x-notion-signature": sign(raw, TOKEN)},
+                )
+                assert answer.status_code == 200
+
+        def gone(page: str) -> list[dict[str, Any]]:
+            return [e for e in logs if e.get("notion_page_id") == page and "gone" in e["event"]]
+
+        async def both_logged() -> bool:
+            return bool(gone(deleted) and gone(unshared))
+
+        await until(both_logged, within_s=15)
+        await until(lambda: _settled(service), within_s=5)
+    assert [(e["why"], e["status"]) for e in gone(deleted)] == [
+        ("it was moved to the trash", "Queued")
+    ]
+    assert [e["why"] for e in gone(unshared)] == [
+        "it is no longer shared with the integration (Notion answers 404)"
+    ]
+    assert await _value(database_url, "status", good) == "queued"
+    assert await fetchval(database_url, "SELECT count(*) FROM tasks") == 1
+
+
+async def _settled(service: Service) -> bool:
+    assert service.notion is not None
+    return service.notion.limiter.waiting == 0
