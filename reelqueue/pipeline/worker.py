@@ -5,6 +5,8 @@ lets running steps finish for up to the drain timeout, and releases the leases o
 those still running, so no task stays claimed by a process that has exited.
 Wake-ups come by LISTEN/NOTIFY (reconnecting when the link is lost), with a poll
 every `poll_s` as the fallback; each loop also returns expired leases to the queue.
+Every background loop (claims, heartbeats, completions, listener, reaper) outlives
+any failure: logged, counted in `health`, retried with backoff.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import functools
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from reelqueue.config import Channels, Settings
 from reelqueue.db import create_engine
+from reelqueue.pipeline.reaper import Reaper
 from reelqueue.pipeline.steps import (
     LeaseLost,
     PermanentStepError,
@@ -40,17 +43,14 @@ from reelqueue.queue import (
     TASKS_CHANNEL,
     ClaimedTask,
     ClaimLimits,
-    ExpiredLease,
     Finish,
     Listener,
-    TaskChange,
     TaskRecord,
-    apply_changes,
     exchange,
-    expired_leases,
     heartbeat,
     waiting_status_for,
 )
+from reelqueue.queue.supervise import LoopHealth, attempt, describe_error
 from reelqueue.statuses import StatusTable
 
 __all__ = ["RETRYABLE", "Worker", "new_worker_id"]
@@ -113,8 +113,21 @@ class Worker:
         self._shared = True  # whether the last claim found every cap with room to spare
         self._turns: tuple[AsyncConnection, asyncpg.Connection] | None = None
         self._last_reap = 0.0
+        self.claims = LoopHealth("claims")
+        self.heartbeats = LoopHealth("heartbeats")
+        self.completions = LoopHealth("completions")
+        self.reaper = Reaper(self._engine, settings)
+        self._listener: Listener | None = None
         self.steps_done = 0
         self.started = asyncio.Event()
+
+    @property
+    def health(self) -> Iterator[LoopHealth]:
+        """Each of this worker's loops: claims, heartbeats, completions, listener, reaper."""
+        yield from (self.claims, self.heartbeats, self.completions)
+        if self._listener is not None:
+            yield self._listener.health
+        yield self.reaper.health
 
     def _limits(self) -> ClaimLimits:
         caps = {c.id: c.max_concurrent for c in self._channels.channels if c.active}
@@ -122,15 +135,18 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and run steps until `stop` is set; then drain and release."""
-        listener = Listener(
+        listener = self._listener = Listener(
             self._url,
             [TASKS_CHANNEL],
             lambda _channel, _payload: self._wake.set(),
             on_reconnect=self._wake.set,
+            health=LoopHealth("wake-ups"),
         )
         listener.start()
         beating = asyncio.create_task(self._heartbeats(), name="heartbeats")
         completing = asyncio.create_task(self._complete(), name="completer")
+        for loop in (self.claims, self.reaper.health):
+            loop.started()
         self.started.set()
         log.info("worker started", worker_id=self.worker_id, concurrency=self._concurrency)
         try:
@@ -138,7 +154,7 @@ class Worker:
                 # Cleared before claiming: a wake-up arriving meanwhile is for work the
                 # claim may not have seen, and must send us round again.
                 self._wake.clear()
-                await self._claim()
+                await attempt(self.claims, self._claim, worker_id=self.worker_id)
                 await self._reap()
                 await self._sleep(stop)
         finally:
@@ -154,6 +170,8 @@ class Worker:
                     await self._turns[0].close()
             if self._owns_engine:
                 await self._engine.dispose()
+            for loop in self.health:
+                loop.stopped()
             log.info("worker stopped", worker_id=self.worker_id, steps_done=self.steps_done)
 
     async def _sleep(self, stop: asyncio.Event) -> None:
@@ -176,10 +194,7 @@ class Worker:
         async with self._claiming:
             if self._free_slots() == 0:
                 return
-            try:
-                await self._exchange([])
-            except DATABASE_ERRORS as exc:
-                log.warning("claim failed", error=_first_line(exc))
+            await self._exchange([])
 
     async def _exchange(self, finished: list[Finish]) -> list[bool]:
         """One turn (hold `_claiming`): record `finished`, claim for the slots then free,
@@ -229,37 +244,20 @@ class Worker:
             raise
 
     async def _reap(self) -> None:
-        """Return tasks whose worker stopped heartbeating: a transient failure, retried at once."""
+        """Return tasks whose worker stopped heartbeating, at most once per poll interval."""
         now = asyncio.get_running_loop().time()
         if now - self._last_reap < self._poll_s:
             return
         self._last_reap = now
         try:
-            async with self._engine.begin() as conn:
-                expired = await expired_leases(conn)
-                changes = [self._reaped(lease) for lease in expired]
-                await apply_changes(conn, changes)
-        except DATABASE_ERRORS as exc:
-            log.warning("reaper failed", error=_first_line(exc))
-            return
-        if changes:
-            log.warning(
-                "expired leases returned to the queue", task_ids=[c.task_id for c in changes]
-            )
-
-    def _reaped(self, lease: ExpiredLease) -> TaskChange:
-        message = f"lease expired: worker {lease.locked_by} stopped heartbeating"
-        outcome = failure_outcome(
-            self._table, step=lease.step, running_status=lease.status, attempts=lease.attempts,
-            step_attempts=lease.step_attempts + 1, max_attempts=self._settings.max_attempts,
-            transient=True, message=message, retry_base_s=self._settings.retry_base_s,
-            backoff=False,
-        )  # fmt: skip
-        ((target, reason),) = outcome.path
-        return TaskChange(
-            lease.task_id, lease.notion_page_id, lease.status, target, "reaper", reason,
-            outcome.values,
-        )  # fmt: skip
+            await self.reaper.reap()
+        except Exception as exc:
+            self.reaper.health.failed(exc)
+            # Try again after the backoff, not a whole poll interval later.
+            self._last_reap = now - self._poll_s + self.reaper.health.backoff_s()
+            log.warning("reaper failed", error=describe_error(exc))
+        else:
+            self.reaper.health.ok()
 
     def _start_all(self, claimed: list[ClaimedTask]) -> None:
         for one in claimed:
@@ -278,18 +276,23 @@ class Worker:
     async def _heartbeats(self) -> None:
         interval = self._lease.total_seconds() / 3
         while True:
-            await asyncio.sleep(interval)
+            # After a failure, sooner: the leases run out while the database is away.
+            failing = self.heartbeats.streak > 0
+            await asyncio.sleep(min(interval, self.heartbeats.backoff_s()) if failing else interval)
             ids = list(self._held)
             if not ids:
+                self.heartbeats.ok()
                 continue
             try:
                 async with self._engine.begin() as conn:
                     lost = await heartbeat(
                         conn, worker_id=self.worker_id, task_ids=ids, lease=self._lease
                     )
-            except DATABASE_ERRORS as exc:
-                log.warning("heartbeat failed", error=_first_line(exc))
+            except Exception as exc:
+                self.heartbeats.failed(exc)
+                log.warning("heartbeat failed", error=describe_error(exc))
                 continue
+            self.heartbeats.ok()
             for task_id in lost & self._held:  # not those whose end was recorded meanwhile
                 log.warning("lease lost; abandoning the step", task_id=task_id)
                 self._lost.add(task_id)
@@ -376,7 +379,15 @@ class Worker:
             batch = [await self._completions.get()]
             while not self._completions.empty() and len(batch) < MAX_COMPLETION_BATCH:
                 batch.append(self._completions.get_nowait())
-            outcomes = await self._write_completions([item for item, _ in batch])
+            items = [item for item, _ in batch]
+            try:
+                outcomes = await self._write_completions(items)
+            except Exception as exc:  # not the database's: never leave a step waiting forever
+                self.completions.failed(exc)
+                log.exception("results not recorded; the reaper will retry the steps",
+                              tasks=[item.task.id for item in items])  # fmt: skip
+                self._held.difference_update(item.task.id for item in items)
+                outcomes = [False] * len(items)
             for (_, done), outcome in zip(batch, outcomes, strict=True):
                 if not done.done():
                     done.set_result(outcome)
@@ -389,8 +400,11 @@ class Worker:
         while True:
             try:
                 async with self._claiming:
-                    return await self._exchange(items)
+                    recorded = await self._exchange(items)
+                self.completions.ok()
+                return recorded
             except DATABASE_ERRORS as exc:
+                self.completions.failed(exc)
                 if asyncio.get_running_loop().time() + delay > deadline:
                     log.warning(
                         "results not recorded; the reaper will retry the steps",

@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 import asyncpg
 import structlog
 
+from reelqueue.queue.supervise import LoopHealth, describe_error
+
 __all__ = ["Listener"]
 
 log = structlog.get_logger(__name__)
@@ -19,10 +21,11 @@ Callback = Callable[[str, str], None]
 class Listener:
     """Calls `callback(channel, payload)` for each notification on `channels`.
 
-    A lost connection (server restart, `pg_terminate_backend`) is re-opened with a
-    short backoff and `on_reconnect` is called, since notifications sent while
-    disconnected are gone: the caller should look for work it may have missed.
-    Stopping before starting, or twice, is fine.
+    A lost connection (server restart, `pg_terminate_backend`), or any other failure,
+    is re-opened with a short backoff and `on_reconnect` is called, since notifications
+    sent while disconnected are gone: the caller should look for work it may have missed.
+    `health` says whether it is listening, and counts the failures. Stopping before
+    starting, or twice, is fine.
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class Listener:
         *,
         on_reconnect: Callable[[], None] | None = None,
         check_interval_s: float = 1.0,
+        health: LoopHealth | None = None,
     ) -> None:
         self._url = url
         self._channels = list(channels)
@@ -42,10 +46,12 @@ class Listener:
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.health = health or LoopHealth("listener")
 
     def start(self) -> None:
         """Begin listening in a background task."""
         if self._task is None:
+            self.health.started()
             self._task = asyncio.create_task(self._run(), name="listener")
 
     async def stop(self) -> None:
@@ -53,37 +59,48 @@ class Listener:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.gather(task, return_exceptions=True)
+            self.health.stopped()
 
     def _deliver(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
-        self._callback(channel, payload)
+        try:
+            self._callback(channel, payload)
+        except Exception:
+            log.exception("notification handler failed", channel=channel)
 
     async def _run(self) -> None:
-        delay = 0.1
         first = True
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await asyncpg.connect(self._url)
+                conn = await asyncpg.connect(self._url, timeout=max(2.0, self._check_interval_s))
                 for channel in self._channels:
                     await conn.add_listener(channel, self._deliver)
                 self.connected.set()
+                self.health.ok()
                 if not first:
                     self.reconnects += 1
                     log.info("listener reconnected", channels=self._channels)
                     if self._on_reconnect is not None:
                         self._on_reconnect()
-                first, delay = False, 0.1
+                first = False
                 while not conn.is_closed():
                     await asyncio.sleep(self._check_interval_s)
-                    await conn.execute("SELECT 1")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("listener connection lost", error=str(exc), retry_in_s=delay)
+                    await conn.execute("SELECT 1", timeout=max(2.0, self._check_interval_s))
+                raise ConnectionError("the listening connection was closed")
+            except Exception as exc:
+                self.health.failed(exc)
+                delay = self.health.backoff_s()
+                log.warning(
+                    "listener connection lost",
+                    channels=self._channels,
+                    error=describe_error(exc),
+                    failures=self.health.failures,
+                    retry_in_s=round(delay, 2),
+                )
             finally:
                 self.connected.clear()
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=1))
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)

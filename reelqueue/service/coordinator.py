@@ -19,12 +19,15 @@ incremental poll runs, once per data source per poll interval. A webhook ring is
 answered by a recent read at once and, `FOLLOW_UP_POLL_S` later, by a follow-up poll of
 the pages whose Status is not a creator's (the recent read took those), so a bulk edit
 is not read twice.
+
+Both loops outlive any failure (Notion, the database, a bug in one pass): it is logged,
+counted in `ingest` or `push` (their `LoopHealth`), and the loop goes on after a short
+backoff, so a database restart never ends ingest or push-back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -39,6 +42,7 @@ from reelqueue.ingest.applied import inbox_high_water, mark_applied, mark_applie
 from reelqueue.logs import correlation
 from reelqueue.notion import NotionError
 from reelqueue.pushback import Pusher, PushResult
+from reelqueue.queue.supervise import LoopHealth, attempt, describe_error, supervise
 
 __all__ = ["CLOCK_SKEW", "HOT_POLL_INTERVAL_S", "HOT_S", "Coordinator"]
 
@@ -81,6 +85,8 @@ class Coordinator:
         engine: AsyncEngine | None = None,
         hot_s: float = HOT_S,
         hot_poll_interval_s: float = HOT_POLL_INTERVAL_S,
+        ingest_health: LoopHealth | None = None,
+        push_health: LoopHealth | None = None,
     ) -> None:
         self._pollers = list(pollers)
         self._by_source = {p.data_source_id: p for p in self._pollers}
@@ -105,6 +111,8 @@ class Coordinator:
         self.read_to_write_s: list[float] = []
         self.last_push: PushResult | None = None
         self.pushed = asyncio.Event()
+        self.ingest = ingest_health or LoopHealth("ingest")
+        self.push = push_health or LoopHealth("push-back")
 
     @property
     def hot(self) -> bool:
@@ -117,28 +125,38 @@ class Coordinator:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Lead until `stop` is set (or the task is cancelled on lost leadership)."""
-        await self._guarded(self._reconcile_all)
-        await self._guarded(self._incremental_all)
-        self.ready.set()
-        loops = [
-            asyncio.create_task(self._ingest_loop(stop), name="ingest"),
-            asyncio.create_task(self._push_loop(stop), name="push-back"),
-        ]
-        stopper = asyncio.create_task(stop.wait(), name="stop")
+        self.ingest.started()
+        self.push.started()
         try:
-            done, _ = await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
-            for task in done - {stopper}:
-                task.result()
+            await self._guarded(self._reconcile_all)
+            await self._guarded(self._incremental_all)
+            self.ready.set()
+            loops = [
+                asyncio.create_task(
+                    supervise(self.ingest, functools.partial(self._ingest_loop, stop)),
+                    name="ingest",
+                ),
+                asyncio.create_task(
+                    supervise(self.push, functools.partial(self._push_loop, stop)),
+                    name="push-back",
+                ),
+            ]
+            stopper = asyncio.create_task(stop.wait(), name="stop")
+            try:
+                await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+                for task in loops:
+                    task.cancel()
+                await asyncio.gather(*loops, return_exceptions=True)
         finally:
-            stopper.cancel()
-            for task in loops:
-                task.cancel()
-            for task in loops:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            self.ingest.stopped()
+            self.push.stopped()
 
     async def _ingest_loop(self, stop: asyncio.Event) -> None:
-        next_poll = time.monotonic() + self._poll_interval_s
+        # Started again after a failure: poll at once, the failure may have hidden edits.
+        again = self.ingest.state == "failing"
+        next_poll = time.monotonic() + (0.0 if again else self._poll_interval_s)
         next_reconcile = time.monotonic() + self._reconcile_interval_s
         follow_up: float | None = None
         while not stop.is_set():
@@ -200,15 +218,22 @@ class Coordinator:
     async def _push_round(self) -> bool:
         """Drain one batch of the outbox; whether it wrote or settled any page."""
         if not await self._pusher.pending_pages():
+            self.push.ok()
             return False
         try:
             with correlation(source="push"):
                 result = await self._pusher.push_pending(self.fresh_read)
         except NotionError as exc:
             self.last_notion_error = str(exc)
-            log.warning("push-back failed; retrying on the next turn", error=str(exc))
-            await asyncio.sleep(1.0)
+            self.push.failed(exc)
+            log.warning(
+                "push-back failed; retrying on the next turn",
+                error=describe_error(exc),
+                failures=self.push.failures,
+            )
+            await asyncio.sleep(max(1.0, self.push.backoff_s()))
             return False
+        self.push.ok()
         self.read_to_write_s = (self.read_to_write_s + result.read_to_write_s)[-1000:]
         self.last_push = result
         self.pushed.set()
@@ -255,13 +280,18 @@ class Coordinator:
         return Rings()
 
     async def _guarded(self, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run one pass; a Notion outage is logged and retried on the next turn."""
-        try:
-            await action()
-        except NotionError as exc:
-            self.last_notion_error = str(exc)
-            log.warning("pass failed; retrying on the next turn", error=str(exc))
-        else:
+        """Run one ingest pass; any failure is logged, counted and backed off, then the loop
+        goes on (the pass runs again on its next turn)."""
+
+        async def noted() -> None:
+            try:
+                await action()
+            except NotionError as exc:
+                self.last_notion_error = str(exc)
+                raise
+
+        name = getattr(getattr(action, "func", action), "__name__", "pass").lstrip("_")
+        if await attempt(self.ingest, noted, during=name):
             self.last_notion_error = None
 
     def _log(self, result: PassResult, source: str) -> None:

@@ -1,4 +1,10 @@
-"""One `reelqueue run` process: web app, leader election, and (as leader) ingest and push-back."""
+"""One `reelqueue run` process: web app, leader election, and (as leader) ingest and push-back.
+
+It heals itself: a database restart or failover, a lost leader lock, or a failure in
+any background loop is logged, counted, and retried with backoff, so every role (the
+leader lock, LISTEN, ingest, push-back, the reaper, the workers) comes back on its own
+once the database does. `roles()` says how each is doing, for /healthz.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +29,19 @@ from reelqueue.ingest.moves import PAGE_EVENTS, SCHEMA_EVENTS
 from reelqueue.ingest.schema_watch import SchemaWatch
 from reelqueue.notion import NotionAPIError, NotionClient, explain, normalize_id
 from reelqueue.pipeline import Worker, load_step_sets
+from reelqueue.pipeline.reaper import Reaper
 from reelqueue.pushback import Pusher
 from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
+from reelqueue.queue.supervise import LoopHealth, combined
 from reelqueue.service.coordinator import Coordinator
 from reelqueue.statuses import StatusTable
 from reelqueue.web import WebServer, WebState, create_app
-from reelqueue.web.health import DEFAULT_STALL_AFTER_S, HealthTransport, NotionHealth
+from reelqueue.web.health import (
+    DEFAULT_STALL_AFTER_S,
+    HealthTransport,
+    NotionHealth,
+    role_report,
+)
 
 __all__ = ["Service", "ServiceOptions", "load_calendars", "require_notion_settings"]
 
@@ -45,6 +58,7 @@ class ServiceOptions:
     leader_retry_s: float = 1.0
     workers: int = 0
     notion_stall_s: float = DEFAULT_STALL_AFTER_S
+    reap_interval_s: float = 2.0
 
 
 def require_notion_settings(settings: Settings) -> str:
@@ -103,6 +117,10 @@ class Service:
         self._stop = asyncio.Event()
         self._leader_task: asyncio.Task[None] | None = None
         self._election = LeaderElection(database_url, retry_s=self._options.leader_retry_s)
+        self._ingest = LoopHealth("ingest")
+        self._push = LoopHealth("push-back")
+        self._listening = LoopHealth("listener")
+        self._reaping = LoopHealth("reaper")
         self._engine: AsyncEngine | None = None
         self._web: WebServer | None = None
         self._inbox: InboxWriter | None = None
@@ -130,6 +148,22 @@ class Service:
     def is_leader(self) -> bool:
         """Whether this process currently runs ingest and push-back."""
         return self._election.is_leader.is_set()
+
+    def roles(self) -> dict[str, dict[str, object]]:
+        """Each role's state right now (ok, failing, starting, idle), failures and last error."""
+        workers = combined("workers", self.worker.health) if self.worker is not None else None
+        return role_report(
+            leader=self._election.health,
+            holding=self.is_leader,
+            verified_at=self._election.verified_at,
+            loops={
+                "ingest": self._ingest,
+                "push_back": self._push,
+                "listener": self._listening,
+                "reaper": self._reaping,
+                "workers": workers,
+            },
+        )
 
     async def start(self) -> None:
         """Check settings and Notion, migrate, serve the web app, and stand for leader."""
@@ -193,13 +227,17 @@ class Service:
             self._web = None
         if self._inbox is not None:
             await self._inbox.stop()
-        working, self._worker_task = self._worker_task, None
-        if working is not None:
-            await working
-        task, self._leader_task = self._leader_task, None
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
+        for name in ("_worker_task", "_leader_task"):
+            task: asyncio.Task[None] | None = getattr(self, name)
+            setattr(self, name, None)
+            if task is None:
+                continue
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("a background task ended on an error", task=task.get_name())
         if self.notion is not None:
             await self.notion.aclose()
         if self._engine is not None:
@@ -259,41 +297,67 @@ class Service:
             poll_interval_s=self._settings.poll_interval_s,
             reconcile_interval_s=self._settings.reconcile_interval_s,
             engine=self._engine,
+            ingest_health=self._ingest,
+            push_health=self._push,
         )
 
     async def _lead(self, calendars: list[tuple[str, CalendarSchema]]) -> None:
+        """Stand for leader, lead, and stand again, whatever fails, until stopped."""
+        health = self._election.health
         while not self._stop.is_set():
-            if not await self._election.acquire(self._stop):
-                break
-            await self._lead_term(calendars)
+            try:
+                if not await self._election.acquire(self._stop):
+                    break
+                await self._lead_term(calendars)
+            except Exception as exc:
+                health.failed(exc)
+                log.exception("leading failed; standing for leader again")
+            await self._election.release()
+            # A lock lost while the database answers most likely went to a standby: let
+            # it take over rather than race it for the lock.
+            pause = health.backoff_s()
+            if self._election.lost.is_set():
+                pause = max(pause, 3 * self._options.leader_retry_s)
+            if not self._stop.is_set() and pause:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), pause)
         await self._election.release()
 
     async def _lead_term(self, calendars: list[tuple[str, CalendarSchema]]) -> None:
-        """Lead until stopped or until leadership is lost; a crash gives leadership up."""
+        """Lead until stopped or until the lock is lost; then stop ingest and push-back at once.
+
+        The leader also reaps expired leases, so a dead worker's tasks come back even
+        when no worker process is alive.
+        """
         doorbell = Doorbell(self._options.doorbell_window_s)
         listener = Listener(
             self._url,
             [DOORBELL_CHANNEL, OUTBOX_CHANNEL],
             self._on_notify(doorbell),
-            on_reconnect=lambda: doorbell.ring(push=True),
+            # Notifications sent while disconnected are gone: read and push at once.
+            on_reconnect=lambda: doorbell.ring(ingest=True, push=True),
+            health=self._listening,
         )
+        assert self._engine is not None
+        reaper = Reaper(self._engine, self._settings, health=self._reaping)
         listener.start()
         self.coordinator = self._build(calendars, doorbell)
         self.leading.set()
-        running = asyncio.create_task(self.coordinator.run(self._stop), name="coordinator")
-        watching = asyncio.create_task(self._election.watch(), name="leader-watch")
+        tasks = [
+            asyncio.create_task(self._election.watch(), name="leader-watch"),
+            asyncio.create_task(self.coordinator.run(self._stop), name="coordinator"),
+            asyncio.create_task(reaper.run(self._options.reap_interval_s), name="reaper"),
+        ]
         try:
-            done, _ = await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (running, watching):
+            # Cancelled before anything else: a leader that lost its lock stops writing now.
+            for task in tasks:
                 task.cancel()
-            for task in (running, watching):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await asyncio.gather(*tasks, return_exceptions=True)
             self.leading.clear()
+            self._reaping.stopped()
             await listener.stop()
-        error = running.exception() if running in done else None
-        if error is not None:
-            log.error("leader stopped on an error; standing again", error=repr(error))
-            await self._election.release()
-            await asyncio.sleep(self._options.leader_retry_s)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"{task.get_name()} ended") from task.exception()

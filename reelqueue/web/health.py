@@ -6,17 +6,23 @@ from the moment that attempt was sent), the next answered request ends it, and a
 that has had no answer for `stall_after_s` counts as failing from when it was sent, so a
 hung Notion shows before any timeout fires. A 429 is Notion answering: it neither starts
 nor ends a run; the limiter's own status says how long it holds requests back.
+
+`role_report` says how each of the process's roles is doing (the leader lock, ingest,
+push-back, the listener, the reaper, the workers): ok, failing since when and why, how
+many failures so far, or idle (not run here, e.g. ingest on a standby).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
+
+from reelqueue.queue.supervise import LoopHealth
 
 __all__ = [
     "DEFAULT_STALL_AFTER_S",
@@ -24,7 +30,9 @@ __all__ = [
     "NotionHealth",
     "NotionView",
     "RateLimitView",
+    "failing_roles",
     "iso",
+    "role_report",
 ]
 
 DEFAULT_STALL_AFTER_S = 15.0
@@ -193,3 +201,26 @@ class HealthTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the inner transport."""
         await self._inner.aclose()
+
+
+def role_report(
+    *,
+    leader: LoopHealth,
+    holding: bool,
+    verified_at: datetime | None,
+    loops: Mapping[str, LoopHealth | None],
+) -> dict[str, dict[str, object]]:
+    """Each role's state for /healthz; the leader's also says whether it holds the lock now
+    (checked in pg_locks) and when that was last verified. A role not run here is left out."""
+    roles: dict[str, dict[str, object]] = {
+        "leader": {**leader.as_dict(), "holding": holding, "verified_at": iso(verified_at)}
+    }
+    for name, loop in loops.items():
+        if loop is not None:
+            roles[name] = loop.as_dict()
+    return roles
+
+
+def failing_roles(roles: Mapping[str, Mapping[str, object]]) -> list[str]:
+    """The roles failing now: any of them makes the service degraded."""
+    return sorted(name for name, role in roles.items() if role.get("state") == "failing")
