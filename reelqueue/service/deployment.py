@@ -160,6 +160,9 @@ class DeploymentClaim:
         self.marker = marker
         self._allow_others = allow_others
         self._clock = clock
+        self.foreign_channels: frozenset[str] = frozenset()
+        """Channels of the other live deployments last seen (allowed, so none of ours)."""
+        self._seen: set[str] = set()
 
     @property
     def deployment_id(self) -> str:
@@ -183,11 +186,13 @@ class DeploymentClaim:
 
     def _others(self, elements: list[dict[str, Any]], now: datetime) -> list[DeploymentMarker]:
         text = "".join(_plain(e) for e in elements)
-        return [
+        others = [
             m
             for m in parse_markers(text)
             if m.deployment_id != self.deployment_id and m.is_alive(now)
         ]
+        self._seen |= {c for m in others for c in m.channels}
+        return others
 
     def _refusal(self, data_source_id: str, others: list[DeploymentMarker]) -> str | None:
         """Why this deployment must not drive the data source beside `others`, if it must not."""
@@ -240,6 +245,7 @@ class DeploymentClaim:
 
     async def check(self, *, settle_s: float) -> None:
         """Refuse to start beside an overlapping (or, unless allowed, any) live deployment."""
+        self._seen = set()
         for data_source_id in self.data_source_ids:
             elements = await self._read(data_source_id)
             refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
@@ -248,11 +254,13 @@ class DeploymentClaim:
             await self._write(data_source_id, self._merged(elements, self._clock()))
         if settle_s > 0:
             await asyncio.sleep(settle_s)
+        self._seen = set()
         for data_source_id in self.data_source_ids:
             elements = await self._read(data_source_id)
             refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
             if refusal is not None:
                 raise DeploymentConflict(refusal)
+        self.foreign_channels = frozenset(self._seen)
         log.info(
             "deployment marked in its data sources",
             deployment_id=self.deployment_id,
@@ -261,12 +269,14 @@ class DeploymentClaim:
 
     async def heartbeat(self) -> None:
         """Rewrite this deployment's line as alive now; log loudly if a conflict appeared."""
+        self._seen = set()
         for data_source_id in self.data_source_ids:
             elements = await self._read(data_source_id)
             refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
             if refusal is not None:
                 log.error("another deployment drives this calendar: " + refusal)
             await self._write(data_source_id, self._merged(elements, self._clock()))
+        self.foreign_channels = frozenset(self._seen)
 
     async def release(self) -> None:
         """Remove this deployment's line (a clean stop frees the calendar at once)."""

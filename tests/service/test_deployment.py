@@ -119,6 +119,7 @@ async def test_disjoint_channels_need_the_setting_and_then_run_side_by_side(
         await claim(notion, other_engine, sandbox, HISTORY)
     assert "set REELQUEUE_ALLOW_OTHER_DEPLOYMENTS=true to run both" in str(caught.value)
     second = await claim(notion, other_engine, sandbox, HISTORY, allow=True)
+    assert second.foreign_channels == {"science"}, "its ingest must leave science pages alone"
     markers = {
         m.deployment_id: m.channels for m in parse_markers(await description(notion, sandbox))
     }
