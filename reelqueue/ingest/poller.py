@@ -379,6 +379,7 @@ class Poller:
                 trashed[page_id] = self._status_label(page)
             elif (where := moved_to(page, self._calendars)) is not None:
                 moved[page_id] = where
+                self._seen_at[page_id] = datetime.now(UTC)
             else:
                 found.append(page)
         await self._react(found, result)
