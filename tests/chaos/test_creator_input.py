@@ -70,11 +70,16 @@ async def test_poison_entries_mixed_into_a_batch(chaos: Chaos) -> None:
             poison["nameless"]: {"invalid"},
         }
         await final_check(chaos, [*good, *poison.values()], expected)
-        rows = await chaos.fetch("SELECT notion_page_id, status, title FROM tasks")
-        outcome = {row["notion_page_id"]: (row["status"], row["title"][:30]) for row in rows}
-        print(
-            f"\nchaos: poison entries: { {name: outcome[page] for name, page in poison.items()} }"
-        )
+    rows = {
+        row["notion_page_id"]: row
+        for row in await chaos.fetch("SELECT notion_page_id, status, title, topic FROM tasks")
+    }
+    outcome = {name: (rows[page]["status"], rows[page]["title"]) for name, page in poison.items()}
+    print(f"\nchaos: poison entries: {outcome}")
+    assert rows[poison["long"]]["topic"] == long_topic.strip()
+    notion = {page["id"]: page for page in await chaos.sandbox.pages()}
+    _, nameless_log, _ = shown(notion[poison["nameless"]])
+    assert "Channel" in nameless_log
 
 
 @dataclass
