@@ -258,6 +258,8 @@ class Chaos:
         await wait_for(
             lambda: _at_least(self.step_results(), results), within_s=60, what="mid-batch"
         )
+        unfinished = await self.fetchval("SELECT count(*) FROM tasks WHERE status <> 'published'")
+        assert unfinished, "the batch finished before the fault: make the steps longer"
 
     async def last_event_id(self) -> int:
         """The newest task event, to tell later progress from earlier."""
@@ -402,16 +404,6 @@ async def final_check(
         f" WHERE t.status = 'published' GROUP BY t.id HAVING count(e.id) <> {len(STEPS)}"
     )
     assert not missing, f"published without every step's result: {[dict(r) for r in missing]}"
-
-
-def process_is_alive(process: LoggedProcess) -> bool:
-    """Whether a reelqueue process is still running."""
-    return process.process.poll() is None
-
-
-def pid_of(process: LoggedProcess) -> int:
-    """The process id."""
-    return process.process.pid
 
 
 def kill_9(process: LoggedProcess) -> None:
