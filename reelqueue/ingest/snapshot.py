@@ -32,6 +32,38 @@ def _name(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def _what(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a checkbox value"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else "an empty value"
+
+
+def _not_text(page: dict[str, Any], name: str) -> str | None:
+    """What a title or rich-text property holds instead of text, in words; None when text."""
+    properties = page.get("properties")
+    prop = properties.get(name) if isinstance(properties, dict) else None
+    if not isinstance(prop, dict):
+        return None
+    kind = prop.get("type")
+    if kind not in ("title", "rich_text"):
+        return f"a {kind} value" if isinstance(kind, str) and kind.isidentifier() else "no text"
+    value = prop.get(kind)
+    if not isinstance(value, list):
+        return None if value is None else _what(value)
+    for element in value:
+        text = element.get("plain_text") if isinstance(element, dict) else element
+        if text is None and isinstance(element, dict):
+            inner = element.get("text")
+            text = inner.get("content") if isinstance(inner, dict) else None
+        if not isinstance(text, str):
+            return _what(text)
+    return None
+
+
 def _time(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
@@ -58,6 +90,8 @@ class PageSnapshot:
     priority_label: str | None
     error_log: str
     youtube_url: str | None
+    # Title or Topic holding something other than text: ("Title", what it holds, in words).
+    not_text: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_page(cls, page: dict[str, Any], names: PropertyNames) -> PageSnapshot:
@@ -84,4 +118,9 @@ class PageSnapshot:
             priority_label=_name(values.get(names.priority)),
             error_log=_text(values.get(names.error_log)),
             youtube_url=_name(values.get(names.youtube_url)),
+            not_text=tuple(
+                (shown, what)
+                for shown, name in (("Title", names.title), ("Topic", names.topic))
+                if (what := _not_text(page, name)) is not None
+            ),
         )

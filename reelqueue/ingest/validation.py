@@ -14,14 +14,19 @@ def invalid_reason(page: PageSnapshot, channels: Channels) -> str | None:
     """The reason this entry cannot be queued, or None when it can."""
     problems: list[str] = []
     known = ", ".join(c.id for c in channels.channels if c.active)
-    if not page.title:
+    odd = dict(page.not_text)
+    if "Title" in odd and not page.title:
+        problems.append(f"Title holds {odd['Title']}, not text: write the title as text")
+    elif not page.title:
         problems.append("Title is empty: give the video a title")
     elif len(page.title) > MAX_TITLE_LENGTH:
         problems.append(
             f"Title is {len(page.title)} characters long; YouTube allows at most "
             f"{MAX_TITLE_LENGTH}: shorten it"
         )
-    if not page.topic:
+    if "Topic" in odd and not page.topic:
+        problems.append(f"Topic holds {odd['Topic']}, not text: write the topic as text")
+    elif not page.topic:
         problems.append("Topic is empty: say what the video is about")
     if not page.channel:
         problems.append(f"Channel is empty: choose one of {known}")

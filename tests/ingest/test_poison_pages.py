@@ -82,21 +82,25 @@ async def test_odd_values_in_one_batch_cost_only_their_own_pages(engine: AsyncEn
     surrogate = calendar_page(Title={"type": "title", "title": rich("Lone \ud800 surrogate")})
     nul = calendar_page(Topic={"type": "rich_text", "rich_text": rich("Null \x00 topic")})
     number_topic = calendar_page(Topic={"type": "rich_text", "rich_text": rich(5)})
+    number_title = calendar_page(Title={"type": "title", "title": [{"text": {"content": 7}}]})
     retyped_topic = calendar_page(Topic={"type": "number", "number": 5})
     unnamed = calendar_page(Channel={"type": "select", "select": {"id": "x", "color": "red"}})
     good = good_pages(10)
 
-    await react(engine, [surrogate, nul, number_topic, retyped_topic, unnamed, *good])
+    odd = [surrogate, nul, number_topic, number_title, retyped_topic, unnamed]
+    await react(engine, [*odd, *good])
 
-    tasks = await tasks_of(engine, [surrogate, nul, number_topic, retyped_topic, unnamed, *good])
+    tasks = await tasks_of(engine, [*odd, *good])
     assert [tasks[snapshot(p).page_id].status for p in good] == ["queued"] * 10
     cleaned = tasks[snapshot(surrogate).page_id]
     assert (cleaned.status, cleaned.title) == ("queued", "Lone \ufffd surrogate")
     assert tasks[snapshot(nul).page_id].topic == "Null  topic"
-    for page in (number_topic, retyped_topic):
+    for page, holds in ((number_topic, "a number"), (retyped_topic, "a number value")):
         task = tasks[snapshot(page).page_id]
         assert task.status == "invalid"
-        assert task.error_log.startswith("Topic is empty: say what the video is about")
+        assert task.error_log.startswith(f"Topic holds {holds}, not text: write the topic as text")
+    task = tasks[snapshot(number_title).page_id]
+    assert task.error_log.startswith("Title holds a number, not text: write the title as text")
     task = tasks[snapshot(unnamed).page_id]
     assert task.status == "invalid"
     assert "Channel is empty: choose one of science" in task.error_log
