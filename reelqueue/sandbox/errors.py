@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.responses import JSONResponse
+from reelqueue.sandbox.responses import NotionJSONResponse
 
 FAULT_ERRORS: dict[int, tuple[str, str]] = {
     409: ("conflict_error", "Conflict occurred while saving. Please try again."),
@@ -63,9 +63,11 @@ class NotionError(Exception):
         body["request_id"] = request_id
         return body
 
-    def response(self, request_id: str) -> JSONResponse:
+    def response(self, request_id: str) -> NotionJSONResponse:
         """The HTTP response for this error."""
-        return JSONResponse(self.body(request_id), status_code=self.status, headers=self.headers)
+        return NotionJSONResponse(
+            self.body(request_id), status_code=self.status, headers=self.headers
+        )
 
 
 def validation_error(message: str) -> NotionError:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from reelqueue.sandbox.bodies import refuse_oversized
@@ -28,6 +28,7 @@ from reelqueue.sandbox.errors import (
     unauthorized,
 )
 from reelqueue.sandbox.faults import plan_request_fault
+from reelqueue.sandbox.responses import NotionJSONResponse
 from reelqueue.sandbox.state import SandboxState
 
 Handler = Callable[[Request, SandboxState], Awaitable[dict[str, Any]]]
@@ -102,7 +103,7 @@ def notion_route(method: str, path: str, handler: Handler) -> Route:
             await admit(request, state)
             body = await handler(request, state)
             body["request_id"] = request_id
-            response = JSONResponse(body)
+            response = NotionJSONResponse(body)
         except NotionError as error:
             response = error.response(request_id)
         state.stats.record_request(endpoint_name, response.status_code)

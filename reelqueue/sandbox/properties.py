@@ -35,7 +35,7 @@ class PropertyWrite:
 
 def _utf16_length(text: str) -> int:
     """Length as Notion measures text: UTF-16 code units."""
-    return len(text.encode("utf-16-le")) // 2
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
 def empty_value(kind: str) -> Any:
