@@ -637,12 +637,41 @@ def demo(
         typer.echo(summary.as_json())
 
 
+def _refused_privilege(exc: BaseException) -> str | None:
+    """PostgreSQL's message when the database user lacks a right reelqueue needs, if so."""
+    import asyncpg
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, asyncpg.InsufficientPrivilegeError):
+            return str(current)
+        nested = getattr(current, "orig", None)
+        current = (
+            current.__cause__
+            or current.__context__
+            or (nested if isinstance(nested, BaseException) else None)
+        )
+    return None
+
+
 def main() -> None:
     """Entry point: a user's mistake is one line on stderr and exit code 2, never a traceback."""
     try:
         app()
     except UserError as exc:
         err.print(f"reelqueue: error: {exc}")
+        sys.exit(2)
+    except Exception as exc:
+        refused = _refused_privilege(exc)
+        if refused is None:
+            raise
+        err.print(
+            f"reelqueue: error: DATABASE_URL: the database refused ({refused}): its user must "
+            "own the database or may create in its schema, e.g. GRANT CREATE ON SCHEMA public "
+            "TO that user"
+        )
         sys.exit(2)
     except KeyboardInterrupt:
         err.print("reelqueue: interrupted")

@@ -6,6 +6,7 @@ else but log lines was printed (no traceback), and that no password or token sho
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from reelqueue.notion import NotionClient
@@ -275,3 +277,21 @@ def test_a_database_in_the_old_default_home_is_pointed_out(tmp_path: Path) -> No
         f"REELQUEUE_DATA_DIR={project / '.reelqueue'} to use it"
     )
     assert not (tmp_path / "share").exists()
+
+
+async def test_a_user_without_the_right_to_create_tables_is_told_which_right(
+    server: PasswordServer, tmp_path: Path
+) -> None:
+    admin = await asyncpg.connect(server.url())
+    try:
+        await admin.execute(f"CREATE ROLE newcomer LOGIN PASSWORD '{PASSWORD}'")
+        await admin.execute("CREATE DATABASE newcomers OWNER postgres")
+    finally:
+        await admin.close()
+    env = cli_env(tmp_path, DATABASE_URL=server.url(user="newcomer", db="newcomers"))
+    line = await asyncio.to_thread(refused, ["db", "upgrade"], env)
+    assert line == (
+        "reelqueue: error: DATABASE_URL: the database refused (permission denied for schema "
+        "public): its user must own the database or may create in its schema, e.g. GRANT "
+        "CREATE ON SCHEMA public TO that user"
+    )
