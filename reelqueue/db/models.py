@@ -158,6 +158,11 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = _now()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    __table_args__ = (
+        Index("ix_webhook_inbox_unapplied", "id", postgresql_where=text("processed_at IS NULL")),
+        Index("ix_webhook_inbox_received_at", "received_at"),
+    )
+
 
 class OutboxEntry(Base):
     """A pending write to a Notion page, made in the same transaction as the task change."""

@@ -8,14 +8,18 @@ edit happened before a completed read began is covered too.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.db.models import WEBHOOK_INBOX
 
-__all__ = ["inbox_high_water", "mark_applied", "mark_applied_before"]
+__all__ = ["INBOX_KEEP", "inbox_high_water", "mark_applied", "mark_applied_before", "prune_inbox"]
+
+# How long taken-in events stay, so a redelivery is still recognised: Notion retries a
+# failed delivery for about two days (8 attempts, doubling from about 11 minutes).
+INBOX_KEEP = timedelta(days=7)
 
 _inbox = WEBHOOK_INBOX
 
@@ -67,3 +71,15 @@ async def mark_applied_before(engine: AsyncEngine, moment: datetime) -> int:
             update(_inbox).where(_inbox.c.id.in_(covered)).values(processed_at=func.now())
         )
     return len(covered)
+
+
+async def prune_inbox(engine: AsyncEngine, keep: timedelta = INBOX_KEEP) -> int:
+    """Delete events taken in longer than `keep` ago; how many went."""
+    async with engine.begin() as conn:
+        pruned = await conn.execute(
+            delete(_inbox).where(
+                _inbox.c.processed_at.is_not(None),
+                _inbox.c.received_at < func.now() - keep,
+            )
+        )
+    return int(pruned.rowcount or 0)
