@@ -181,8 +181,16 @@ class DeploymentClaim:
 
     async def _write(self, data_source_id: str, elements: list[dict[str, Any]]) -> None:
         path = f"data_sources/{data_source_id}"
-        # The client has no description method yet; this is its one request helper.
-        await self._notion._request("PATCH", path, Priority.PUSH, body={"description": elements})
+        body = {"description": elements}
+        try:
+            # The client has no description method yet; this is its one request helper.
+            await self._notion._request("PATCH", path, Priority.PUSH, body=body)
+        except NotionAPIError as exc:
+            raise UserError(
+                f"data source {data_source_id}: cannot write this deployment's line into its "
+                f"description (the integration needs the update content capability): "
+                f"{explain(exc)}"
+            ) from None
 
     def _others(self, elements: list[dict[str, Any]], now: datetime) -> list[DeploymentMarker]:
         text = "".join(_plain(e) for e in elements)
@@ -302,15 +310,17 @@ class DeploymentClaim:
                 try:
                     await self.heartbeat()
                     last_beat = loop.time()
-                except (NotionAPIError, UserError) as exc:
-                    log.warning("deployment heartbeat failed; trying again", error=str(exc))
+                except Exception as exc:  # a heartbeat must never stop the service
+                    log.warning("deployment heartbeat failed; trying again", error=repr(exc))
             elif not leading:
                 last_beat = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
         if is_leader() or last_beat is not None:
-            with contextlib.suppress(NotionAPIError, UserError):
+            try:
                 await self.release()
+            except Exception as exc:  # its line then expires by itself
+                log.warning("could not remove this deployment's line", error=repr(exc))
 
 
 async def claim_deployment(

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.config import Channels
 from reelqueue.db import create_engine, with_database
+from reelqueue.errors import UserError
 from reelqueue.notion import NotionClient, Priority, plain_text
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service.deployment import (
@@ -204,3 +205,14 @@ def test_a_marker_reads_back_from_any_description(
     at = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     marker = DeploymentMarker(deployment, host, channels, at)
     assert marker in parse_markers(f"{before}\n{marker.text()}\n{after}")
+
+
+async def test_a_data_source_it_cannot_read_is_one_line(
+    notion: NotionClient, engine: AsyncEngine
+) -> None:
+    missing = "0000000000004000800000000000dead"
+    with pytest.raises(UserError) as caught:
+        await claim_deployment(notion, engine, [missing], BOTH, allow_others=False, settle_s=0)
+    message = str(caught.value)
+    assert message.startswith("data source 00000000-0000-4000-8000-00000000dead: ")
+    assert "\n" not in message
