@@ -54,7 +54,8 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restartable
     url = start_embedded_server(data_dir)
     own = RestartableServer(get_server(data_dir / "postgres"), url)
     yield own
-    own.stop()
+    server = own.server
+    server.cleanup()
 
 
 @pytest.fixture
@@ -175,7 +176,7 @@ async def test_after_a_postgresql_restart_every_role_resumes_by_itself(
     page = (await sandbox.pages())[0]["id"]
     await sandbox.edit([page], {"Status": {"status": {"name": "Queued"}}})
     await until(lambda: _has_task(own_database, page), within_s=HEAL_WITHIN_S)
-    await until(lambda: shows(sandbox, page, "Assets Ready"), within_s=HEAL_WITHIN_S)
+    await until(lambda: shows(sandbox, page, "Assets Ready"), within_s=20)
 
     def states() -> dict[str, str]:
         return {name: str(r["state"]) for name, r in service.roles().items()}
