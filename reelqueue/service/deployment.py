@@ -163,6 +163,8 @@ class DeploymentClaim:
         self.foreign_channels: frozenset[str] = frozenset()
         """Channels of the other live deployments last seen (allowed, so none of ours)."""
         self._seen: set[str] = set()
+        self._beat_at: float | None = None
+        self.heartbeat_s = HEARTBEAT_S
 
     @property
     def deployment_id(self) -> str:
@@ -269,6 +271,7 @@ class DeploymentClaim:
             if refusal is not None:
                 raise DeploymentConflict(refusal)
         self.foreign_channels = frozenset(self._seen)
+        self._beat_at = asyncio.get_running_loop().time()
         log.info(
             "deployment marked in its data sources",
             deployment_id=self.deployment_id,
@@ -302,21 +305,20 @@ class DeploymentClaim:
 
     async def run(self, stop: asyncio.Event, is_leader: Callable[[], bool]) -> None:
         """While not stopped, the leader keeps the line alive; at stop the leader removes it."""
-        last_beat: float | None = None
+        last_beat = self._beat_at  # the start-up check wrote the line just now
         loop = asyncio.get_running_loop()
+        leading = False
         while not stop.is_set():
             leading = is_leader()
-            if leading and (last_beat is None or loop.time() - last_beat >= HEARTBEAT_S):
+            if leading and (last_beat is None or loop.time() - last_beat >= self.heartbeat_s):
                 try:
                     await self.heartbeat()
                     last_beat = loop.time()
                 except Exception as exc:  # a heartbeat must never stop the service
                     log.warning("deployment heartbeat failed; trying again", error=repr(exc))
-            elif not leading:
-                last_beat = None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=1.0)
-        if is_leader() or last_beat is not None:
+                await asyncio.wait_for(stop.wait(), timeout=min(1.0, self.heartbeat_s))
+        if leading or is_leader():
             try:
                 await self.release()
             except Exception as exc:  # its line then expires by itself

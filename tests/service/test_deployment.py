@@ -175,6 +175,7 @@ async def test_the_leader_keeps_the_line_alive_and_removes_it_when_stopped(
 ) -> None:
     ours = await claim(notion, engine, sandbox, BOTH)
     await set_description(notion, sandbox, "Edited by a person.")
+    ours.heartbeat_s = 0.2
     stop = asyncio.Event()
     running = asyncio.create_task(ours.run(stop, lambda: True))
 
@@ -205,6 +206,25 @@ def test_a_marker_reads_back_from_any_description(
     at = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     marker = DeploymentMarker(deployment, host, channels, at)
     assert marker in parse_markers(f"{before}\n{marker.text()}\n{after}")
+
+
+async def test_a_standby_neither_writes_nor_removes_the_line(
+    sandbox: SandboxAdmin, notion: NotionClient, engine: AsyncEngine
+) -> None:
+    leader = await claim(notion, engine, sandbox, BOTH)
+    standby = await claim(notion, engine, sandbox, BOTH)
+    standby.heartbeat_s = 0.05
+    await set_description(notion, sandbox, "Edited by a person.")
+    stop = asyncio.Event()
+    running = asyncio.create_task(standby.run(stop, lambda: False))
+    await asyncio.sleep(0.3)
+    stop.set()
+    await running
+    assert await description(notion, sandbox) == "Edited by a person."
+    await leader.heartbeat()
+    assert [m.deployment_id for m in parse_markers(await description(notion, sandbox))] == [
+        leader.deployment_id
+    ]
 
 
 async def test_a_data_source_it_cannot_read_is_one_line(
