@@ -96,6 +96,16 @@ async def load_calendars(
     return calendars
 
 
+async def _joined(task: asyncio.Task[None]) -> None:
+    """Wait for a background task to end; an error it ended on is logged, not raised."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("a background task ended on an error", task=task.get_name())
+
+
 class Service:
     """Everything `reelqueue run` runs in one process. Start once; stopping twice is fine."""
 
@@ -227,17 +237,11 @@ class Service:
             self._web = None
         if self._inbox is not None:
             await self._inbox.stop()
-        for name in ("_worker_task", "_leader_task"):
-            task: asyncio.Task[None] | None = getattr(self, name)
-            setattr(self, name, None)
-            if task is None:
-                continue
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("a background task ended on an error", task=task.get_name())
+        working, self._worker_task = self._worker_task, None
+        leading, self._leader_task = self._leader_task, None
+        for task in (working, leading):
+            if task is not None:
+                await _joined(task)
         if self.notion is not None:
             await self.notion.aclose()
         if self._engine is not None:
