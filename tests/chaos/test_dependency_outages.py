@@ -13,10 +13,6 @@ pytestmark = pytest.mark.timeout(120)
 OUTAGE_S = 3.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after PostgreSQL restarts, push-back never resumes: pages keep their old status",
-)
 async def test_postgresql_killed_and_started_again_mid_batch(chaos: Chaos) -> None:
     run = chaos.start_run(workers=3)
     await asyncio.to_thread(run.wait_found)
