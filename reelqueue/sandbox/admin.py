@@ -78,7 +78,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from reelqueue.sandbox.bodies import read_json_object
@@ -87,6 +87,7 @@ from reelqueue.sandbox.faults import FaultSet
 from reelqueue.sandbox.gate import sandbox_state
 from reelqueue.sandbox.moves import move_page, parse_parent
 from reelqueue.sandbox.render import render_page
+from reelqueue.sandbox.responses import NotionJSONResponse
 from reelqueue.sandbox.schema_events import update_schema
 from reelqueue.sandbox.state import ResetOptions, SandboxState
 from reelqueue.sandbox.store import Page, User
@@ -96,11 +97,12 @@ AdminHandler = Callable[[Request, SandboxState], Awaitable[Any]]
 
 
 def admin_route(method: str, path: str, handler: AdminHandler) -> Route:
-    """An admin route: JSON in and out, errors in Notion's shape."""
+    """An admin route: JSON in and out (escaped as /v1's, so any stored text can be sent),
+    errors in Notion's shape."""
 
     async def endpoint(request: Request) -> Response:
         try:
-            return JSONResponse(await handler(request, sandbox_state(request)))
+            return NotionJSONResponse(await handler(request, sandbox_state(request)))
         except NotionError as error:
             return error.response(str(uuid.uuid4()))
 

@@ -1,8 +1,9 @@
-"""An outage of hung requests: every request hangs until the fault set is replaced."""
+"""An outage of hung requests ends when the fault set is replaced; admin answers carry any text."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 
 import httpx
 
@@ -48,3 +49,21 @@ async def test_a_new_hang_after_a_release_hangs_again(
     assert not second.done()
     await fast_sandbox.set_faults()
     assert (await asyncio.wait_for(second, timeout=5)).status_code == 504
+
+
+async def test_the_admin_api_creates_and_lists_a_page_with_a_lone_surrogate(
+    fast_sandbox: SandboxAdmin,
+) -> None:
+    title = "Half a pair \ud83d here"
+    body = {"properties": {"Title": {"title": [{"text": {"content": title}}]}}}
+    async with httpx.AsyncClient(base_url=fast_sandbox.base_url, trust_env=False) as client:
+        created = await client.post(
+            "/_sandbox/pages",
+            content=json.dumps(body),
+            headers={"Content-Type": "application/json"},
+        )
+        assert created.status_code == 200, created.text
+        listed = await client.get("/_sandbox/pages")
+    assert listed.status_code == 200
+    page = next(p for p in json.loads(listed.content)["pages"] if p["id"] == created.json()["id"])
+    assert page["properties"]["Title"]["title"][0]["plain_text"] == title
