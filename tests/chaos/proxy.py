@@ -1,6 +1,6 @@
 """Notion as reelqueue may meet it: a loopback proxy in front of the sandbox that makes chosen
-pages show values the sandbox itself would refuse to store (a lone surrogate, a number where
-text belongs, a select with no name), as a real workspace's odd pages can."""
+pages show values the sandbox itself would refuse to store (a number where text belongs, a
+select with no name), as a real workspace's odd pages can."""
 
 from __future__ import annotations
 
@@ -43,8 +43,7 @@ def proxy_app(upstream: str, rewrites: dict[str, Rewrite], log: list[Sent]) -> S
     """Forward every request to `upstream`; rewrite the pages named in `rewrites` on the way back
     (each rewrite changes only the properties the answer holds: queries may filter them).
 
-    Answers are sent with JSON escapes (ensure_ascii), so a lone surrogate travels as Notion
-    would send it: `\\ud800` in the text, which every JSON reader accepts.
+    Answers are sent with JSON escapes (ensure_ascii), as Notion sends them.
     """
     client = httpx.AsyncClient(base_url=upstream, timeout=None, trust_env=False)
 
@@ -93,15 +92,6 @@ async def rewriting_proxy(
     finally:
         server.should_exit = True
         await task
-
-
-def lone_surrogate_title(properties: dict[str, Any]) -> None:
-    """The Title holds half of a surrogate pair."""
-    text = "Half a pair \ud83d here"
-    if "Title" in properties:
-        properties["Title"]["title"] = [
-            {"type": "text", "text": {"content": text, "link": None}, "plain_text": text}
-        ]
 
 
 def number_topic(properties: dict[str, Any]) -> None:
