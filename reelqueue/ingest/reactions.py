@@ -15,7 +15,7 @@ Input, its Error Log saying the entry could not be stored.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -134,9 +134,16 @@ def _latest_per_page(pages: Sequence[PageSnapshot]) -> list[PageSnapshot]:
 class Reactor:
     """Turns page snapshots into task changes, under the deployment's vocabulary."""
 
-    def __init__(self, table: StatusTable, channels: Channels) -> None:
+    def __init__(
+        self,
+        table: StatusTable,
+        channels: Channels,
+        *,
+        foreign_channels: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
         self._table = table
         self._channels = channels
+        self._foreign = foreign_channels
 
     async def react(self, conn: AsyncConnection, pages: Sequence[PageSnapshot]) -> ReactionSummary:
         """Apply one batch of page reads in the caller's transaction, each page isolated.
@@ -254,6 +261,10 @@ class Reactor:
 
     def _plan_new(self, page: PageSnapshot, new: list[NewTask]) -> str:
         if page.in_trash or self._table.status_for_label(page.status_label) != "queued":
+            return "ignored"
+        channel = page.channel or ""
+        if channel in self._foreign() and self._channels.get(channel) is None:
+            # Another live deployment runs this channel: its page, not an invalid one.
             return "ignored"
         reason = invalid_reason(page, self._channels)
         new.append(

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reelqueue.config import Channels
 from reelqueue.db.models import SERVICE_STATE
 from reelqueue.errors import UserError
-from reelqueue.notion import NotionAPIError, NotionClient, Priority, explain, normalize_id
+from reelqueue.notion import NotionAPIError, NotionClient, explain, normalize_id
 
 __all__ = [
     "DEPLOYMENT_KEY",
@@ -182,11 +182,8 @@ class DeploymentClaim:
         )
 
     async def _write(self, data_source_id: str, elements: list[dict[str, Any]]) -> None:
-        path = f"data_sources/{data_source_id}"
-        body = {"description": elements}
         try:
-            # The client has no description method yet; this is its one request helper.
-            await self._notion._request("PATCH", path, Priority.PUSH, body=body)
+            await self._notion.update_data_source_description(data_source_id, elements)
         except NotionAPIError as exc:
             raise UserError(
                 f"data source {data_source_id}: cannot write this deployment's line into its "

@@ -126,6 +126,22 @@ async def test_an_invalid_queued_entry_is_flagged_with_its_reason(
     assert await scalar(engine, "SELECT count(*) FROM outbox WHERE task_id = :t", t=task.id) == 1
 
 
+async def test_a_channel_of_another_live_deployment_is_left_to_it(engine: AsyncEngine) -> None:
+    """Two deployments with disjoint channels share a calendar: neither flags the other's pages."""
+    theirs, unknown = page(channel="cooking"), page(channel="gardening")
+    async with engine.begin() as conn:
+        reactor = Reactor(TABLE, CHANNELS, foreign_channels=lambda: frozenset({"cooking"}))
+        summary = await reactor.react(conn, [theirs, unknown])
+    assert (summary["ignored"], summary["invalid"]) == (1, 1)
+    assert (
+        await scalar(
+            engine, "SELECT count(*) FROM tasks WHERE notion_page_id = :p", p=theirs.page_id
+        )
+        == 0
+    )
+    assert (await task_of(engine, unknown.page_id)).status == "invalid"
+
+
 async def test_queued_again_on_an_active_task_is_a_logged_no_op(engine: AsyncEngine) -> None:
     first = page()
     await react(engine, first)

@@ -64,6 +64,10 @@ class Sent:
     sent: float
     answered: float
 
+    @property
+    def is_page_write(self) -> bool:
+        return self.method == "PATCH" and self.path.startswith("/v1/pages/")
+
 
 @dataclass
 class Recorder(httpx.AsyncBaseTransport):
@@ -179,7 +183,7 @@ def read_to_write(recorder: Recorder) -> list[float]:
     """Per PATCH: seconds since the send of the newest query answered before it went out."""
     reads = sorted((s for s in recorder.log if s.path.endswith(QUERY)), key=lambda s: s.answered)
     windows: list[float] = []
-    for write in (s for s in recorder.log if s.method == "PATCH"):
+    for write in (s for s in recorder.log if s.is_page_write):
         before = [r.sent for r in reads if r.answered <= write.sent]
         windows.append(write.sent - max(before) if before else float("inf"))
     return windows
@@ -226,14 +230,14 @@ async def test_a_new_batch_is_queued_at_once_while_push_back_works_through_a_bac
             # Push-back has spent its share of the window: only ingest's reserve is left.
             spent = notion.rate_limit_status().requests_this_window
             return spent >= BUDGET * (1 - INGEST_RESERVE) - 2
-        return sum(1 for s in recorder.log if s.method == "PATCH") >= 6
+        return sum(1 for s in recorder.log if s.is_page_write) >= 6
 
     await until(pushing, within_s=30)
     edited = time.monotonic()
     await sandbox.edit(batch, QUEUED)
     took = await until(lambda: _all_tasks(database_url, batch), within_s=10)
 
-    written_meanwhile = sum(1 for s in recorder.since(edited) if s.method == "PATCH")
+    written_meanwhile = sum(1 for s in recorder.since(edited) if s.is_page_write)
     assert await outbox_pending(database_url) > 100, "push-back was still working through it"
     assert took < 2.0, f"the new batch took {took:.2f} s to land"
     assert written_meanwhile <= 8, "ingest went ahead of the waiting writes"
@@ -270,10 +274,10 @@ async def test_with_a_window_budget_push_back_sends_many_writes_per_read(
         await engine.dispose()
 
     async def written() -> bool:
-        return sum(1 for s in recorder.log if s.method == "PATCH") >= len(pages)
+        return sum(1 for s in recorder.log if s.is_page_write) >= len(pages)
 
     await until(written, within_s=30)
-    patches = [s for s in recorder.log if s.method == "PATCH"]
+    patches = [s for s in recorder.log if s.is_page_write]
     first, last = patches[0].sent, patches[-1].sent
     reads = [s for s in recorder.log if s.path.endswith(QUERY) and first - 2.0 <= s.sent <= last]
     assert len(patches) == len(pages), "each page written once"
@@ -355,7 +359,7 @@ async def test_creators_edits_are_never_overwritten_while_videos_move(
 def _written_within(recorder: Recorder, intents: dict[str, Intent], seconds: float) -> set[str]:
     """Pages we wrote less than `seconds` after the creator's edit (a race Notion allows)."""
     close: set[str] = set()
-    for write in (s for s in recorder.log if s.method == "PATCH"):
+    for write in (s for s in recorder.log if s.is_page_write):
         page = write.path.rsplit("/", 1)[-1]
         for page_id, intent in intents.items():
             bare = page_id.replace("-", "")
@@ -514,7 +518,7 @@ async def test_a_page_with_an_event_not_yet_read_is_not_written_until_a_read_cov
         assert coordinator.last_push is not None
         assert coordinator.last_push.pages_held >= 1
         assert status_of(await _page(sandbox, page)) == "Queued", "held while unread"
-        assert not [s for s in recorder.log if s.method == "PATCH" and page in s.path]
+        assert not [s for s in recorder.log if s.is_page_write and page in s.path]
 
         # The inbox writer's ring for it (as `record_events` sends at commit).
         ring = {"type": event["type"], "page": page, "at": datetime.now(UTC).isoformat()}
