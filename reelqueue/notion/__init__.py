@@ -30,6 +30,7 @@ from reelqueue.notion.limiter import (
     Priority,
     RateLimitStatus,
     TokenBucket,
+    forget_limiters,
     limiter_for,
 )
 from reelqueue.notion.properties import (
@@ -77,6 +78,7 @@ __all__ = [
     "build_title",
     "build_url",
     "explain",
+    "forget_limiters",
     "limiter_for",
     "normalize_id",
     "page_properties",

@@ -578,3 +578,9 @@ def limiter_for(
         )
         limiter.reconfigure(rate, burst, budget, window_s)
     return limiter
+
+
+def forget_limiters() -> None:
+    """Drop every token's limiter and workspace hold, as a new process starts with none."""
+    _limiters.clear()
+    _workspaces.clear()

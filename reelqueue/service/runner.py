@@ -34,6 +34,7 @@ from reelqueue.pushback import Pusher
 from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
 from reelqueue.queue.supervise import LoopHealth, combined
 from reelqueue.service.coordinator import Coordinator
+from reelqueue.service.deployment import DeploymentClaim, claim_deployment
 from reelqueue.statuses import StatusTable
 from reelqueue.web import WebServer, WebState, create_app
 from reelqueue.web.health import (
@@ -59,6 +60,7 @@ class ServiceOptions:
     workers: int = 0
     notion_stall_s: float = DEFAULT_STALL_AFTER_S
     reap_interval_s: float = 2.0
+    deployment_settle_s: float = 1.0
 
 
 def require_notion_settings(settings: Settings) -> str:
@@ -126,6 +128,8 @@ class Service:
         self._table = StatusTable(settings.status_labels)
         self._stop = asyncio.Event()
         self._leader_task: asyncio.Task[None] | None = None
+        self._deployment_task: asyncio.Task[None] | None = None
+        self._deployment: DeploymentClaim | None = None
         self._election = LeaderElection(database_url, retry_s=self._options.leader_retry_s)
         self._ingest = LoopHealth("ingest")
         self._push = LoopHealth("push-back")
@@ -196,6 +200,17 @@ class Service:
             raise UserError(explain(exc)) from None
         self.bot_user_id = normalize_id(str(me["id"]))
         calendars = await load_calendars(self.notion, self._settings, self._table, self._channels)
+        self._deployment = await claim_deployment(
+            self.notion,
+            self._engine,
+            [schema.data_source_id for _, schema in calendars],
+            self._channels,
+            allow_others=self._settings.allow_other_deployments,
+            settle_s=self._options.deployment_settle_s,
+        )
+        self._deployment_task = asyncio.create_task(
+            self._deployment.run(self._stop, lambda: self.is_leader), name="deployment"
+        )
         self.schemas = SchemaWatch(
             self.notion,
             {schema.data_source_id: schema for _, schema in calendars},
@@ -214,6 +229,7 @@ class Service:
             notion=self.notion_health,
             last_poll_ok=lambda: self.coordinator.last_poll_ok_at if self.coordinator else None,
             schema_problems=self.schemas.schema_problems,
+            roles=self.roles,
         )
         self._web = WebServer(create_app(state), host=self._options.host, port=self._options.port)
         await self._web.start()
@@ -239,7 +255,8 @@ class Service:
             await self._inbox.stop()
         working, self._worker_task = self._worker_task, None
         leading, self._leader_task = self._leader_task, None
-        for task in (working, leading):
+        marking, self._deployment_task = self._deployment_task, None
+        for task in (working, leading, marking):
             if task is not None:
                 await _joined(task)
         if self.notion is not None:
@@ -276,7 +293,12 @@ class Service:
         assert self._engine is not None
         assert self.notion is not None
         assert self.schemas is not None
-        reactor = Reactor(self._table, self._channels)
+        deployment = self._deployment
+        reactor = Reactor(
+            self._table,
+            self._channels,
+            foreign_channels=lambda: deployment.foreign_channels if deployment else frozenset(),
+        )
         schemas = self.schemas.schemas
         pollers = [
             Poller(

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from reelqueue.ingest import MAX_BODY_BYTES, InboxWriter, Verdict, classify, parse_delivery
 from reelqueue.ingest.webhooks import MAX_DEPTH, BadBody, load_body, nesting_depth
 from reelqueue.logs import correlation
-from reelqueue.web.health import NotionHealth, iso
+from reelqueue.web.health import NotionHealth, failing_roles, iso
 from reelqueue.web.webhook_keys import WebhookKeys
 
 __all__ = ["BODY_TIMEOUT_S", "WebState", "create_app", "health_report"]
@@ -42,7 +42,8 @@ class WebState:
 
     `notion` is the Notion health tracker of the service's client (None: "unknown");
     `last_poll_ok` says when this process last read Notion successfully (as leader);
-    `schema_problems` lists what the calendars' schemas lack now, each with its fix.
+    `schema_problems` lists what the calendars' schemas lack now, each with its fix;
+    `roles` says how each of the process's roles is doing (any failing: degraded).
     """
 
     engine: AsyncEngine
@@ -53,6 +54,7 @@ class WebState:
     notion: NotionHealth | None = None
     last_poll_ok: Callable[[], datetime | None] = field(default=lambda: None)
     schema_problems: Callable[[], list[str]] = field(default=lambda: [])
+    roles: Callable[[], dict[str, dict[str, object]]] = field(default=lambda: {})
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     last_webhook_at: datetime | None = None
     keys: WebhookKeys = field(init=False)
@@ -111,7 +113,9 @@ async def health_report(state: WebState) -> dict[str, Any]:
 
     "status" is "degraded" when the database is unreachable, or when this process leads
     and Notion is failing (ingest and push-back are stalled), or when a calendar's schema
-    lacks a property reelqueue needs (`schema_problems` says how to fix it). A standby
+    lacks a property reelqueue needs (`schema_problems` says how to fix it), or when one
+    of the process's roles is failing (`roles`: the leader lock, ingest, push-back, the
+    listener, the reaper, the workers; `failing_roles` names them). A standby
     does not talk to Notion after start-up, so its Notion fields describe its start-up
     requests.
     """
@@ -133,7 +137,14 @@ async def health_report(state: WebState) -> dict[str, Any]:
     view = state.notion.view() if state.notion is not None else None
     notion = view.as_dict() if view is not None else {"notion": "unknown"}
     schema = state.schema_problems()
-    degraded = database != "ok" or (leader and notion["notion"] == "failing") or bool(schema)
+    roles = state.roles()
+    failing = failing_roles(roles)
+    degraded = (
+        database != "ok"
+        or (leader and notion["notion"] == "failing")
+        or bool(schema)
+        or bool(failing)
+    )
     now = datetime.now(UTC)
     return {
         "status": "degraded" if degraded else "ok",
@@ -146,6 +157,8 @@ async def health_report(state: WebState) -> dict[str, Any]:
         "last_webhook_at": iso(webhook),
         "last_webhook_age_s": _age(webhook, now),
         "schema_problems": schema,
+        "roles": roles,
+        "failing_roles": failing,
     }
 
 

@@ -102,7 +102,13 @@ async def services(sandbox: SandboxAdmin) -> AsyncIterator[Callable[..., Awaitab
         **overrides: Any,
     ) -> Service:
         settings = service_settings(sandbox, **({"poll_interval_s": 1.0} | overrides))
-        options = ServiceOptions(port=0, leader_retry_s=0.2, workers=workers, reap_interval_s=0.5)
+        options = ServiceOptions(
+            port=0,
+            leader_retry_s=0.2,
+            workers=workers,
+            reap_interval_s=0.5,
+            deployment_settle_s=0.0,
+        )
         service = Service(
             settings, channels, database_url=url, options=options, transport=transport
         )
@@ -164,6 +170,9 @@ async def test_after_a_postgresql_restart_every_role_resumes_by_itself(
     assert during["status"] == "degraded"
     assert during["database"].startswith("error")
     await until(met(lambda: role(service, "workers") == "failing"), within_s=5)
+    shown = (await health(service)).json()
+    assert shown["roles"]["leader"]["state"] == "failing"
+    assert "workers" in shown["failing_roles"]
     roles = service.roles()
     assert roles["leader"]["state"] == "failing"
     assert roles["leader"]["holding"] is False
@@ -188,6 +197,8 @@ async def test_after_a_postgresql_restart_every_role_resumes_by_itself(
     after = (await health(service)).json()
     assert after["status"] == "ok"
     assert after["leader"] is True
+    assert after["failing_roles"] == []
+    assert after["roles"]["leader"]["holding"] is True
 
 
 async def _has_task(url: str, page: str) -> bool:

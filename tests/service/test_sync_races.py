@@ -107,7 +107,7 @@ async def recorded(
             service_settings(sandbox, **overrides),
             DEFAULT_CHANNELS,
             database_url=database_url,
-            options=ServiceOptions(port=0, leader_retry_s=0.2),
+            options=ServiceOptions(port=0, leader_retry_s=0.2, deployment_settle_s=0.0),
             transport=recorder,
         )
         started.append(service)

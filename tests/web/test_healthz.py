@@ -44,6 +44,9 @@ async def test_an_outage_reads_failing_since_its_first_failed_request_until_one_
     assert before["role"] == "leader"
     assert before["last_poll_age_s"] < 30
     assert before["last_webhook_at"] is None
+    assert before["roles"]["leader"]["holding"] is True
+    assert before["roles"]["leader"]["verified_at"] is not None
+    assert before["failing_roles"] == []
 
     began = datetime.now(UTC)
     await sandbox.set_faults(error_rate=1.0, status_codes=[503])
@@ -58,11 +61,15 @@ async def test_an_outage_reads_failing_since_its_first_failed_request_until_one_
     assert on_standby["role"] == "standby"
     assert on_standby["status"] == "ok"
     assert on_standby["last_poll_age_s"] is not None, "the leader's polls are in the database"
+    assert on_standby["roles"]["leader"]["holding"] is False
+    assert on_standby["roles"]["ingest"]["state"] == "idle", "a standby does not ingest"
 
     await sandbox.set_faults()
-    recovered = await health_when(leader, lambda h: h["notion"] == "ok", within_s=30)
+    recovered = await health_when(leader, lambda h: h["status"] == "ok", within_s=30)
+    assert recovered["notion"] == "ok"
     assert recovered["notion_failing_since"] is None
-    assert recovered["status"] == "ok"
+    assert recovered["failing_roles"] == []
+    assert recovered["roles"]["ingest"]["state"] == "ok"
     assert (await health(leader, strict="true")).status_code == 200
 
 
@@ -70,7 +77,9 @@ async def test_a_hung_notion_reads_failing_before_any_timeout_and_webhook_age_sh
     sandbox: SandboxAdmin, database_url: str
 ) -> None:
     settings = service_settings(sandbox, poll_interval_s=0.3, notion_webhook_token=TOKEN)
-    options = ServiceOptions(port=0, leader_retry_s=0.2, notion_stall_s=0.5)
+    options = ServiceOptions(
+        port=0, leader_retry_s=0.2, notion_stall_s=0.5, deployment_settle_s=0.0
+    )
     service = Service(settings, DEFAULT_CHANNELS, database_url=database_url, options=options)
     try:
         await service.start()

@@ -1,0 +1,54 @@
+"""`reelqueue run` refuses a second deployment on one calendar and starts once the first stops."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from reelqueue.db import with_database
+from reelqueue.sandbox import SandboxAdmin
+from tests.cli.helpers import RunningService, one_line_error, reelqueue, service_env
+
+
+@pytest.fixture
+async def other_database_url(
+    postgres_server_url: str, migrated_template: str
+) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+        yield with_database(postgres_server_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def test_a_second_deployment_is_refused_and_starts_once_the_first_stops(
+    sandbox: SandboxAdmin, database_url: str, other_database_url: str, tmp_path: Path
+) -> None:
+    await sandbox.reset(rps=1000, burst=1000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = RunningService(service_env(tmp_path / "a", sandbox, database_url))
+    second_env = service_env(tmp_path / "b", sandbox, other_database_url)
+    try:
+        await asyncio.to_thread(first.url)
+        result = await asyncio.to_thread(reelqueue, "run", "--port", "0", env=second_env)
+        assert result.returncode == 2
+        line = one_line_error(result.stderr)
+        assert "is driven by another reelqueue deployment" in line
+        assert "both would take channel history, science" in line
+        assert sandbox.token not in result.stderr
+    finally:
+        assert first.stop() == 0
+    second = RunningService(second_env)
+    try:
+        await asyncio.to_thread(second.url)
+    finally:
+        assert second.stop() == 0
