@@ -38,7 +38,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.ingest import Doorbell, PassResult, Poller, Rings
-from reelqueue.ingest.applied import inbox_high_water, mark_applied, mark_applied_before
+from reelqueue.ingest.applied import (
+    inbox_high_water,
+    mark_applied,
+    mark_applied_before,
+    prune_inbox,
+)
 from reelqueue.logs import correlation
 from reelqueue.notion import NotionError
 from reelqueue.pushback import Pusher, PushResult
@@ -387,6 +392,8 @@ class Coordinator:
 
         await self._read(read, covers_all=False)
         self.last_poll_ok_at = datetime.now(UTC)
+        if self._engine is not None and (pruned := await prune_inbox(self._engine)):
+            log.info("old webhook events deleted from the inbox", events=pruned)
 
     async def _fetch(self, rings: Rings) -> None:
         pages = sorted(rings.pages_to_fetch)

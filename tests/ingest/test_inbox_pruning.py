@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.ingest.applied import INBOX_KEEP, prune_inbox
+from tests.fixtures.service import StartService, fetchval, until
 
 ROWS = [
     # event id, received this long ago, taken in?
@@ -18,9 +19,7 @@ ROWS = [
 ]
 
 
-async def test_only_events_taken_in_longer_ago_than_the_keep_are_deleted(
-    engine: AsyncEngine,
-) -> None:
+async def _insert(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         for event_id, age, taken_in in ROWS:
             await conn.execute(
@@ -32,6 +31,26 @@ async def test_only_events_taken_in_longer_ago_than_the_keep_are_deleted(
                 ),
                 {"id": event_id, "age": age, "taken": taken_in},
             )
+
+
+async def test_the_leader_prunes_the_inbox_at_each_reconcile(
+    engine: AsyncEngine, database_url: str, start_service: StartService
+) -> None:
+    await _insert(engine)
+    await start_service(reconcile_interval_s=0.5)
+    sql = "SELECT count(*) FROM webhook_inbox WHERE event_id = 'old-taken-in'"
+
+    async def pruned() -> bool:
+        return await fetchval(database_url, sql) == 0
+
+    await until(pruned, within_s=15)
+    assert await fetchval(database_url, "SELECT count(*) FROM webhook_inbox") >= 3
+
+
+async def test_only_events_taken_in_longer_ago_than_the_keep_are_deleted(
+    engine: AsyncEngine,
+) -> None:
+    await _insert(engine)
     assert timedelta(days=2) <= INBOX_KEEP, "a redelivery within Notion's retries is recognised"
     assert await prune_inbox(engine) == 1
     async with engine.connect() as conn:
