@@ -27,6 +27,7 @@ from rich.table import Table
 
 from reelqueue.config import DEFAULT_CHANNELS, Settings
 from reelqueue.db import ensure_database, libpq_url, start_embedded_server, with_database
+from reelqueue.db.engine import describe_database
 from reelqueue.demo.summary import DemoSummary, render_summary
 from reelqueue.errors import UserError
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
@@ -181,6 +182,7 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
     if options.videos < 1:
         raise UserError("--videos must be at least 1")
     database_url = await _fresh_database(settings)
+    console.print(f"[dim]using {describe_database(database_url)}, made fresh for the demo[/dim]")
     channels = DEFAULT_CHANNELS
     sandbox_config = SandboxConfig(
         videos=options.videos,
