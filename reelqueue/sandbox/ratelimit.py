@@ -59,6 +59,9 @@ class TokenBucket:
         return wait
 
 
+_ROUNDING_S = 1e-9
+
+
 class FixedWindow:
     """`budget` requests per window of `window_s` seconds, to spend at any pace.
 
@@ -75,9 +78,13 @@ class FixedWindow:
     def wait(self) -> float:
         """Seconds until a request fits (0.0 now): the time left in a spent window."""
         now = self._clock()
-        if now >= self._ends or self._used < self.budget:
+        if self._closed(now) or self._used < self.budget:
             return 0.0
-        return self._ends - now
+        return min(self._ends - now, self.window_s)
+
+    def _closed(self, now: float) -> bool:
+        # Waiting the time `wait` named must reach the end, whatever the float rounding.
+        return now >= self._ends - _ROUNDING_S
 
     def take(self) -> float:
         """Spend one request: 0.0 when granted, else the seconds until the window resets."""
@@ -85,7 +92,7 @@ class FixedWindow:
         if wait > 0.0:
             return wait
         now = self._clock()
-        if now >= self._ends:
+        if self._closed(now):
             self._ends = now + self.window_s
             self._used = 0
         self._used += 1

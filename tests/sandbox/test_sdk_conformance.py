@@ -93,9 +93,12 @@ async def test_seeded_pages_are_draft_with_channels_in_turn(
     assert {p["properties"]["Status"]["status"]["name"] for p in pages} == {"Draft"}
     channels = [p["properties"]["Channel"]["select"]["name"] for p in pages]
     assert channels[:4] == ["science", "history", "science", "history"]
-    priorities = [p["properties"]["Priority"]["select"]["name"] for p in pages]
-    assert priorities.count("Normal") > len(priorities) / 2
     assert all(_title(p) for p in pages)
+    # Priorities are drawn, mostly Normal: on 1,000 pages the share is far from chance.
+    await fast_sandbox.reset(videos=1000)
+    priorities = [p["properties"]["Priority"]["select"]["name"] for p in await fast_sandbox.pages()]
+    assert set(priorities) == {"High", "Normal", "Low"}
+    assert 0.6 < priorities.count("Normal") / len(priorities) < 0.8
 
 
 async def test_query_filters_by_status_select_and_or(
