@@ -250,23 +250,23 @@ class DeploymentClaim:
         separator = "\n" if kept else ""
         return [*kept, _text_element(separator + "\n".join(lines))]
 
+    async def _refuse_others(self, *, mark: bool) -> None:
+        """Read every data source's lines; refuse on another live deployment, else `mark` ours."""
+        self._seen = set()
+        for data_source_id in self.data_source_ids:
+            elements = await self._read(data_source_id)
+            refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
+            if refusal is not None:
+                raise DeploymentConflict(refusal)
+            if mark:
+                await self._write(data_source_id, self._merged(elements, self._clock()))
+
     async def check(self, *, settle_s: float) -> None:
         """Refuse to start beside an overlapping (or, unless allowed, any) live deployment."""
-        self._seen = set()
-        for data_source_id in self.data_source_ids:
-            elements = await self._read(data_source_id)
-            refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
-            if refusal is not None:
-                raise DeploymentConflict(refusal)
-            await self._write(data_source_id, self._merged(elements, self._clock()))
+        await self._refuse_others(mark=True)
         if settle_s > 0:
             await asyncio.sleep(settle_s)
-        self._seen = set()
-        for data_source_id in self.data_source_ids:
-            elements = await self._read(data_source_id)
-            refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
-            if refusal is not None:
-                raise DeploymentConflict(refusal)
+        await self._refuse_others(mark=False)
         self.foreign_channels = frozenset(self._seen)
         self._beat_at = asyncio.get_running_loop().time()
         log.info(

@@ -3,30 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
-import pytest
-
-from reelqueue.db import with_database
 from reelqueue.sandbox import SandboxAdmin
 from tests.cli.helpers import RunningService, one_line_error, reelqueue, service_env
-
-
-@pytest.fixture
-async def other_database_url(
-    postgres_server_url: str, migrated_template: str
-) -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
-        yield with_database(postgres_server_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 async def test_a_second_deployment_is_refused_and_starts_once_the_first_stops(

@@ -7,19 +7,17 @@ installations would; they meet only in the Notion sandbox's data source descript
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.config import Channels
-from reelqueue.db import create_engine, with_database
+from reelqueue.db import create_engine
 from reelqueue.errors import UserError
 from reelqueue.notion import NotionClient, Priority, plain_text
 from reelqueue.sandbox import SandboxAdmin
@@ -42,26 +40,17 @@ SETTLE_S = 0.3
 
 
 @pytest.fixture
-async def other_engine(
-    postgres_server_url: str, migrated_template: str
-) -> AsyncIterator[AsyncEngine]:
+async def other_engine(other_database_url: str) -> AsyncIterator[AsyncEngine]:
     """The second deployment's own migrated database."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
-        engine = create_engine(with_database(postgres_server_url, name))
-        yield engine
-        await engine.dispose()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    engine = create_engine(other_database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture
 async def notion(sandbox: SandboxAdmin) -> AsyncIterator[NotionClient]:
     await sandbox.reset(**(SANDBOX_DEFAULTS | {"rps": 1000.0, "burst": 1000}))
-    fast = {"rate_limit": 100.0, "burst": 100}
+    fast: dict[str, Any] = {"rate_limit": 100.0, "burst": 100}
     async with NotionClient(sandbox.token, base_url=sandbox.base_url, **fast) as client:
         yield client
 

@@ -218,12 +218,7 @@ async def test_a_new_batch_is_queued_at_once_while_push_back_works_through_a_bac
     service = await start(**overrides)
     assert service.notion is not None
     notion = service.notion
-    await until(lambda: _all_tasks(database_url, backlog), within_s=20)
-    engine = create_engine(database_url)
-    try:
-        await move(engine, backlog, "claimed")
-    finally:
-        await engine.dispose()
+    await _all_claimed(database_url, backlog)
 
     async def pushing() -> bool:
         if rate_model == "window":
@@ -266,12 +261,7 @@ async def test_with_a_window_budget_push_back_sends_many_writes_per_read(
     start, recorder = recorded
     service = await start(notion_token=token, notion_rate_budget=BUDGET, notion_rate_window_s=60.0)
     assert service.notion is not None
-    await until(lambda: _all_tasks(database_url, pages), within_s=20)
-    engine = create_engine(database_url)
-    try:
-        await move(engine, pages, "claimed")
-    finally:
-        await engine.dispose()
+    await _all_claimed(database_url, pages)
 
     async def written() -> bool:
         return sum(1 for s in recorder.log if s.is_page_write) >= len(pages)
@@ -284,6 +274,16 @@ async def test_with_a_window_budget_push_back_sends_many_writes_per_read(
     assert len(patches) / max(1, len(reads)) >= 8, f"{len(patches)} writes on {len(reads)} reads"
     assert max(read_to_write(recorder)) <= 1.75
     assert service.notion.stats["rate_limited"] == 0
+
+
+async def _all_claimed(database_url: str, pages: list[str]) -> None:
+    """Wait until every page has its task, then claim them all (their pages fall behind)."""
+    await until(lambda: _all_tasks(database_url, pages), within_s=20)
+    engine = create_engine(database_url)
+    try:
+        await move(engine, pages, "claimed")
+    finally:
+        await engine.dispose()
 
 
 async def _all_tasks(database_url: str, pages: list[str]) -> bool:
