@@ -264,10 +264,18 @@ async def test_a_dead_workers_task_is_reaped_by_the_leader_with_no_worker_alive(
             )
 
         await until(reaped, within_s=HEAL_WITHIN_S)
-        again = await exchange(
-            conn, worker_id="live-worker", claim=1, lease=timedelta(seconds=30), limits=limits
-        )
-        assert [c.task.notion_page_id for c in again.claimed] == [page]
+        claimed_again: list[str] = []
+
+        async def claimable() -> bool:
+            # A reaped step is retried after its backoff: claimable once that has passed.
+            again = await exchange(
+                conn, worker_id="live-worker", claim=1, lease=timedelta(seconds=30), limits=limits
+            )
+            claimed_again.extend(c.task.notion_page_id for c in again.claimed)
+            return bool(claimed_again)
+
+        await until(claimable, within_s=HEAL_WITHIN_S)
+        assert claimed_again == [page]
         reasons = await conn.fetch(
             "SELECT e.actor, e.reason FROM task_events e JOIN tasks t ON t.id = e.task_id"
             " WHERE t.notion_page_id = $1 AND e.actor = 'reaper'",
