@@ -14,10 +14,15 @@ A page whose edit rang the doorbell but that no read met since (deleted or unsha
 right after the edit, so queries leave it out) is read by id after the next incremental
 poll; a page found gone with no task is logged, so a Queued entry never vanishes
 without a word.
+
+A page one of our writes reached after a read began is left out of that read's
+reactions (it may show the page from before the write) and read by id after the next
+incremental poll unless a read meets it sooner.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -128,6 +133,8 @@ class Poller:
         self._calendars = frozenset(calendars) | {schema.data_source_id}
         self._seen_at: dict[str, datetime] = {}
         self._gone: set[str] = set()
+        # Pages a read met while one of our writes to them was in flight, not met since.
+        self._reread: set[str] = set()
 
     @property
     def data_source_id(self) -> str:
@@ -138,7 +145,7 @@ class Poller:
         return [pid for pid in self._schema.property_ids.values() if pid]
 
     async def _react(
-        self, pages: Sequence[dict[str, Any]], result: PassResult
+        self, pages: Sequence[dict[str, Any]], result: PassResult, read_at: float
     ) -> list[PageSnapshot]:
         schema = self._schema
         snapshots: list[PageSnapshot] = []
@@ -162,9 +169,14 @@ class Poller:
 
             async def react(conn: AsyncConnection) -> ReactionSummary:
                 await release_found(conn, [s.page_id for s in usable], self._table)
-                return await self._reactor.react(conn, usable)
+                return await self._reactor.react(conn, usable, read_at=read_at)
 
-            result.summary.add(await run_in_transaction(self._engine, react, what="reactions"))
+            summary = await run_in_transaction(self._engine, react, what="reactions")
+            result.summary.add(summary)
+            self._reread -= {s.page_id for s in usable} - summary.stale
+            self._reread |= summary.stale
+            for page_id in summary.stale:
+                self._seen_at.pop(page_id, None)
         return snapshots
 
     async def _schema_now(self, *, reread: bool = False) -> None:
@@ -186,6 +198,7 @@ class Poller:
         if self._schema.lacks(("status",)):
             return None
         while True:
+            read_at = time.monotonic()
             page = await self._notion.query_data_source(
                 self.data_source_id,
                 filter=query_filter,
@@ -195,7 +208,7 @@ class Poller:
                 priority=Priority.INGEST,
             )
             result.queries += 1
-            for snapshot in await self._react(page.results, result):
+            for snapshot in await self._react(page.results, result, read_at):
                 edited = snapshot.last_edited_time
                 if edited is not None and (newest is None or edited > newest):
                     newest = edited
@@ -280,6 +293,11 @@ class Poller:
             ):
                 continue
             unmet.append(page)
+        unmet += [
+            page
+            for page in self._reread
+            if page not in unmet and page not in result.seen and page not in self._gone
+        ]
         if unmet:
             fetched = await self.fetch_pages(unmet[:MAX_UNSEEN_READS])
             result.queries += fetched.queries
@@ -366,6 +384,7 @@ class Poller:
         gone: dict[str, str] = {}
         trashed: dict[str, str | None] = {}
         moved: dict[str, str] = {}
+        read_at = time.monotonic()
         for page_id in dict.fromkeys(p for p in map(_id, page_ids) if p is not None):
             try:
                 page = await self._notion.retrieve_page(page_id, priority=Priority.INGEST)
@@ -382,7 +401,7 @@ class Poller:
                 self._seen_at[page_id] = datetime.now(UTC)
             else:
                 found.append(page)
-        await self._react(found, result)
+        await self._react(found, result, read_at)
         if gone or moved:
             async with self._engine.begin() as conn:
                 tasks = await load_tasks_by_page(conn, gone)

@@ -28,6 +28,7 @@ from reelqueue.config import Channels
 from reelqueue.db.retry import is_retryable
 from reelqueue.ingest.snapshot import PageSnapshot
 from reelqueue.ingest.validation import invalid_reason
+from reelqueue.notion import PageWrites
 from reelqueue.queue import (
     NewTask,
     TaskChange,
@@ -72,10 +73,13 @@ class ReactionSummary:
     """What one batch of page reads did, counted by outcome."""
 
     outcomes: Counter[str] = field(default_factory=Counter)
+    stale: set[str] = field(default_factory=set)
+    """Pages left for a later read: a write of ours to them settled after this read began."""
 
     def add(self, other: ReactionSummary) -> None:
         """Fold another batch's counts into this one."""
         self.outcomes.update(other.outcomes)
+        self.stale |= other.stale
 
     def __getitem__(self, outcome: str) -> int:
         return self.outcomes[outcome]
@@ -140,21 +144,31 @@ class Reactor:
         channels: Channels,
         *,
         foreign_channels: Callable[[], Collection[str]] = frozenset,
+        page_writes: PageWrites | None = None,
     ) -> None:
         self._table = table
         self._channels = channels
         self._foreign = foreign_channels
+        self._writes = page_writes
 
-    async def react(self, conn: AsyncConnection, pages: Sequence[PageSnapshot]) -> ReactionSummary:
+    async def react(
+        self,
+        conn: AsyncConnection,
+        pages: Sequence[PageSnapshot],
+        *,
+        read_at: float | None = None,
+    ) -> ReactionSummary:
         """Apply one batch of page reads in the caller's transaction, each page isolated.
 
+        `read_at` (monotonic) is when the read began: a page one of our writes reached
+        after that is left out (in `stale`), since the read may show it from before.
         A deadlock (or serialization failure) is raised for the caller to run the whole
         transaction again; any other database refusal costs only the page it comes from.
         """
         batch = _latest_per_page(pages)
         try:
             async with conn.begin_nested():
-                return await self._react_batch(conn, batch)
+                return await self._react_batch(conn, batch, read_at)
         except DBAPIError as exc:
             if is_retryable(exc):
                 raise
@@ -169,7 +183,7 @@ class Reactor:
         for page in batch:
             try:
                 async with conn.begin_nested():
-                    summary.add(await self._react_batch(conn, [page]))
+                    summary.add(await self._react_batch(conn, [page], read_at))
             except DBAPIError as exc:
                 if is_retryable(exc):
                     raise
@@ -231,10 +245,16 @@ class Reactor:
         return summary
 
     async def _react_batch(
-        self, conn: AsyncConnection, batch: Sequence[PageSnapshot]
+        self, conn: AsyncConnection, batch: Sequence[PageSnapshot], read_at: float | None
     ) -> ReactionSummary:
         summary = ReactionSummary()
         tasks = await load_tasks_by_page(conn, (p.page_id for p in batch), lock=True)
+        writes = self._writes
+        if writes is not None and read_at is not None:
+            # Checked under the task locks: a write settling now records after we commit.
+            summary.stale = {p.page_id for p in batch if writes.stale(p.page_id, read_at)}
+            summary.outcomes["stale"] += len(summary.stale)
+            batch = [p for p in batch if p.page_id not in summary.stale]
         new: list[NewTask] = []
         changes: list[TaskChange] = []
         for page in batch:

@@ -33,6 +33,7 @@ from reelqueue.notion.limiter import (
     forget_limiters,
     limiter_for,
 )
+from reelqueue.notion.page_writes import PageWrites
 from reelqueue.notion.properties import (
     DateValue,
     build_checkbox,
@@ -64,6 +65,7 @@ __all__ = [
     "NotionUnauthorized",
     "NotionUnavailable",
     "NotionValidationError",
+    "PageWrites",
     "Priority",
     "QueryPage",
     "RateLimitStatus",

@@ -14,6 +14,10 @@ With a window budget (spendable at any pace) cycles overlap: the next read start
 soon as the last write a read allows has left, while earlier writes are still on the
 wire, so the budget goes out in one burst. Under plain pacing each cycle's writes finish
 first, since a read started meanwhile would take a token they wait for.
+
+Each write holds its page in `PageWrites` from before it leaves until its outcome is
+stored, so ingest leaves out reads of the page begun meanwhile. A task that moved while
+its write was on the way (the write carried the old state) gets a new outbox row.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from reelqueue.notion import (
     NotionRateLimited,
     NotionSendExpired,
     NotionUnavailable,
+    PageWrites,
     Priority,
     build_date,
     build_rich_text,
@@ -49,11 +54,13 @@ from reelqueue.notion import (
     build_url,
 )
 from reelqueue.queue import (
+    TaskChange,
     TaskRecord,
     fields_to_write,
     load_tasks_by_page,
     mark_missing,
     page_fields,
+    record_changes,
 )
 from reelqueue.statuses import StatusTable
 
@@ -172,6 +179,7 @@ class Pusher:
         concurrency: int = 8,
         window_s: float = 1.7,
         bot_user_id: str | None = None,
+        page_writes: PageWrites | None = None,
     ) -> None:
         self._engine = engine
         self._notion = notion
@@ -182,6 +190,7 @@ class Pusher:
         self._concurrency = concurrency
         self._window_s = window_s
         self._bot = _bare(bot_user_id) if bot_user_id else ""
+        self._writes = page_writes or PageWrites()
 
     @property
     def window_s(self) -> float:
@@ -350,6 +359,18 @@ class Pusher:
         result: PushResult,
         read_at: float,
     ) -> None:
+        with self._writes.writing(item.page_id):
+            await self._write_and_record(item, task, changes, schema, result, read_at)
+
+    async def _write_and_record(
+        self,
+        item: _Pending,
+        task: TaskRecord,
+        changes: dict[str, Any],
+        schema: CalendarSchema,
+        result: PushResult,
+        read_at: float,
+    ) -> None:
         page_id, upto = item.page_id, item.upto
         properties = self._properties(schema, changes)
         try:
@@ -387,6 +408,10 @@ class Pusher:
                 .values(notion_seen=_tasks.c.notion_seen.op("||")(_jsonb(changes)))
             )
             await conn.execute(_sent(page_id, upto))
+            now = (await load_tasks_by_page(conn, [page_id])).get(page_id)
+            if now is not None and now.page_missing is None and changed_fields(now, self._table):
+                # The task moved while the write was on its way: the page is behind again.
+                await record_changes(conn, [_behind(now)])
 
         await run_in_transaction(self._engine, record, what="page written")
         result.pages_written += 1
@@ -443,6 +468,18 @@ async def _released(write: Awaitable[None], slots: asyncio.Semaphore) -> None:
         await write
     finally:
         slots.release()
+
+
+def _behind(task: TaskRecord) -> TaskChange:
+    """An outbox row (and a wake-up) for a page that no longer shows its task."""
+    return TaskChange(
+        task_id=task.id,
+        notion_page_id=task.notion_page_id,
+        from_status=task.status,
+        to_status=task.status,
+        actor="push-back",
+        push=True,
+    )
 
 
 def _sent(page_id: str, upto: int) -> Delete:

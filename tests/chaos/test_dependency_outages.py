@@ -36,11 +36,6 @@ async def test_postgresql_killed_and_started_again_mid_batch(chaos: Chaos) -> No
     await final_check(chaos, pages)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known race, open: once in 7 runs a task ran every step twice after the outage "
-    "(a read answered from before a push-back write may be taken for a creator's re-queue)",
-)
 async def test_a_notion_outage_of_hung_requests_mid_batch(chaos: Chaos) -> None:
     run = chaos.start_run(workers=3)
     await asyncio.to_thread(run.wait_found)
