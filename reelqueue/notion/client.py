@@ -251,15 +251,18 @@ class NotionClient:
         path = f"data_sources/{normalize_id(data_source_id)}"
         return await self._request("PATCH", path, priority, body={"properties": properties})
 
-    async def update_data_source_description(
+    async def update_database_description(
         self,
-        data_source_id: str,
+        database_id: str,
         description: list[dict[str, Any]],
         *,
         priority: Priority = Priority.PUSH,
     ) -> dict[str, Any]:
-        """Replace a data source's description (rich text); the data source after."""
-        path = f"data_sources/{normalize_id(data_source_id)}"
+        """Replace a database's description (rich text); the database after.
+
+        A data source's description cannot be written through the API; its database's can.
+        """
+        path = f"databases/{normalize_id(database_id)}"
         return await self._request("PATCH", path, priority, body={"description": description})
 
     async def query_data_source(

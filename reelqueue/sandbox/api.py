@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from reelqueue.sandbox.bodies import read_json_object
+from reelqueue.sandbox.database import update_database
 from reelqueue.sandbox.errors import shape_error, validation_error
 from reelqueue.sandbox.gate import notion_route
 from reelqueue.sandbox.ids import normalize_id
@@ -73,6 +74,14 @@ async def get_database(request: Request, state: SandboxState) -> dict[str, Any]:
     return render_database(calendar, state.workspace, archived=legacy(request))
 
 
+async def patch_database(request: Request, state: SandboxState) -> dict[str, Any]:
+    """PATCH /v1/databases/{id}: its title, description, icon, cover or is_inline."""
+    calendar = state.database_or_404(path_id(request, "database_id"))
+    body = await read_json_object(request)
+    update_database(calendar, body, archived_alias=legacy(request))
+    return render_database(calendar, state.workspace, archived=legacy(request))
+
+
 async def create_database(request: Request, state: SandboxState) -> dict[str, Any]:
     """POST /v1/databases: a database with one data source under a page shared with us."""
     calendar = state.create_database(await read_json_object(request), state.workspace.bot)
@@ -90,7 +99,10 @@ async def get_data_source(request: Request, state: SandboxState) -> dict[str, An
 
 
 async def patch_data_source(request: Request, state: SandboxState) -> dict[str, Any]:
-    """PATCH /v1/data_sources/{id}: add, rename, remove properties; replace select options."""
+    """PATCH /v1/data_sources/{id}: add, rename, remove properties; replace select options.
+
+    Its description cannot be written (a 400): the database's can, by PATCH /v1/databases.
+    """
     calendar = _data_source(request, state)
     body = await read_json_object(request)
     update_schema(calendar, body, state.workspace.bot, state.webhooks)
@@ -168,6 +180,7 @@ ROUTES: list[Route] = [
     notion_route("GET", "/v1/users/me", users_me),
     notion_route("POST", "/v1/databases", create_database),
     notion_route("GET", "/v1/databases/{object_id}", get_database),
+    notion_route("PATCH", "/v1/databases/{object_id}", patch_database),
     notion_route("GET", "/v1/data_sources/{object_id}", get_data_source),
     notion_route("PATCH", "/v1/data_sources/{object_id}", patch_data_source),
     notion_route("POST", "/v1/data_sources/{object_id}/query", query_data_source),

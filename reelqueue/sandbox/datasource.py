@@ -1,7 +1,11 @@
 """Data source schemas as Notion's API lets them change: PATCH /v1/data_sources/{id}, new schemas.
 
-PATCH supports: a new property of a simple type (no status property: 400); renaming or
-removing (`null`) a property other than the title; a new title or description. A select property's
+PATCH takes only the official SDK's updateDataSource keys (archived, title, icon, properties,
+in_trash, parent); any other key, `description` included, is Notion's 400 "body.<key> should
+be not present" (a data source's description is read-only through the API). Of those it
+changes the title and the properties (the others are taken and ignored): a new property of
+a simple type (no status property: 400); renaming or removing (`null`) a property other
+than the title. A select property's
 `options`, when given, replace its list: listed options are kept (by id, or by name), new
 names are added, omitted options are removed and the pages holding one lose that value.
 An existing option's name or color cannot be changed (400). A status property is read-only
@@ -20,9 +24,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from reelqueue.sandbox.errors import shape_error, validation_error
+from reelqueue.sandbox.errors import NotionError, shape_error, validation_error
 from reelqueue.sandbox.ids import new_id, new_property_id
-from reelqueue.sandbox.properties import empty_value, plain_text, rich_text
+from reelqueue.sandbox.properties import empty_value, plain_text
 from reelqueue.sandbox.schema import (
     COLORS,
     CREATABLE_TYPES,
@@ -43,16 +47,23 @@ STATUS_NOT_CREATABLE = "Creating new status database properties is currently not
 OPTION_FIXED = (
     "{prop}: the name and color of an existing select option cannot be updated (option {name!r})."
 )
+# updateDataSource's bodyParams in the official JS SDK (@notionhq/client 5.26).
+DATA_SOURCE_KEYS = ("archived", "title", "icon", "properties", "in_trash", "parent")
+
+
+def not_present(key: str, value: Any) -> NotionError:
+    """Notion's 400 for a body key the endpoint does not take."""
+    return shape_error(f"body.{key}", "not present", value)
 
 
 def update_data_source(calendar: Calendar, body: dict[str, Any]) -> None:
     """Validate the whole PATCH body, then apply it; raise a 400 NotionError if it is bad."""
+    for key, value in body.items():
+        if key not in DATA_SOURCE_KEYS:
+            raise not_present(key, value)
     changes: list[Change] = []
     if "title" in body:
         changes.append(functools.partial(setattr, calendar, "title", title_text(body["title"])))
-    if "description" in body:
-        text = description_text(body["description"])
-        changes.append(functools.partial(setattr, calendar, "description", text))
     properties = body.get("properties", {})
     if not isinstance(properties, dict):
         raise shape_error("body.properties", "an object", properties)
@@ -103,31 +114,6 @@ def title_text(raw: Any, path: str = "body.title") -> str:
         raise shape_error(path, "an array of rich text", raw)
     parts = [{"plain_text": str(e["text"].get("content", ""))} for e in raw]
     return plain_text(parts)
-
-
-def description_text(raw: Any, path: str = "body.description") -> list[dict[str, Any]]:
-    """A data source description in a request, as rich text elements; a 400 if it is not one.
-
-    Notion caps each text element at 2000 characters and a rich-text array at 100 elements.
-    """
-    if not isinstance(raw, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("text"), dict) for e in raw
-    ):
-        raise shape_error(path, "an array of rich text", raw)
-    if len(raw) > 100:
-        raise validation_error(f"{path}.length should be ≤ `100`, instead was `{len(raw)}`.")
-    elements = []
-    for index, element in enumerate(raw):
-        content = element["text"].get("content", "")
-        if not isinstance(content, str):
-            raise shape_error(f"{path}[{index}].text.content", "a string", content)
-        if len(content) > 2000:
-            raise validation_error(
-                f"{path}[{index}].text.content.length should be ≤ `2000`, "
-                f"instead was `{len(content)}`."
-            )
-        elements.append(rich_text(content))
-    return elements
 
 
 def _declared_kind(spec: dict[str, Any], path: str) -> str:

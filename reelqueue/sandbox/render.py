@@ -125,12 +125,15 @@ def _title(text: str) -> list[dict[str, Any]]:
 def render_database(
     calendar: Calendar, workspace: Workspace, *, archived: bool = True
 ) -> dict[str, Any]:
-    """The database object: a container whose `data_sources` lists its one data source."""
+    """The database object: a container whose `data_sources` lists its one data source.
+
+    Its `description` is the database's own (written by POST and PATCH /v1/databases).
+    """
     answer: dict[str, Any] = {
         "object": "database",
         "id": calendar.database_id,
         "title": _title(calendar.title),
-        "description": _copy(calendar.description),
+        "description": _copy(calendar.database_description),
         "parent": {"type": "page_id", "page_id": calendar.parent_page_id},
         "is_inline": calendar.is_inline,
         "in_trash": False,
@@ -155,7 +158,7 @@ def render_database(
 def render_data_source(
     calendar: Calendar, workspace: Workspace, *, archived: bool = True
 ) -> dict[str, Any]:
-    """The data source object: its schema, under its database."""
+    """The data source object: its schema, under its database, and its own description."""
     creator = (calendar.created_by or workspace.person).reference()
     answer: dict[str, Any] = {
         "object": "data_source",
@@ -176,7 +179,7 @@ def render_data_source(
         {
             "is_inline": calendar.is_inline,
             "title": _title(calendar.title),
-            "description": _copy(calendar.description),
+            "description": _copy(calendar.data_source_description),
             "properties": {name: prop.render() for name, prop in calendar.schema.items()},
             "url": notion_url(calendar.title, calendar.data_source_id),
             "public_url": None,

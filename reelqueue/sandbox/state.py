@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from reelqueue.sandbox.config import STATUS_TYPES, SandboxConfig
+from reelqueue.sandbox.database import description_text
 from reelqueue.sandbox.datasource import build_schema, title_text
 from reelqueue.sandbox.errors import NotionError, object_not_found, shape_error, validation_error
 from reelqueue.sandbox.faults import FaultSet
@@ -29,7 +30,6 @@ from reelqueue.sandbox.properties import (
     commit_options,
     empty_value,
     parse_writes,
-    rich_text,
 )
 from reelqueue.sandbox.query import CursorBook, trash_flag
 from reelqueue.sandbox.ratelimit import LIMIT_KEYS, RateLimiter, RequestLimits
@@ -230,9 +230,7 @@ class SandboxState:
             raise self.not_found("page", parent["page_id"])
         title = title_text(body["title"]) if body.get("title") is not None else ""
         raw_description = body.get("description")
-        description = (
-            title_text(raw_description, "body.description") if raw_description is not None else ""
-        )
+        description = description_text(raw_description) if raw_description is not None else []
         is_inline = body.get("is_inline", False)
         if not isinstance(is_inline, bool):
             raise shape_error("body.is_inline", "a boolean", is_inline)
@@ -261,7 +259,7 @@ class SandboxState:
             is_inline=is_inline,
             icon=body.get("icon"),
             cover=body.get("cover"),
-            description=[rich_text(description)] if description else [],
+            database_description=description,
         )
         self.calendars[calendar.data_source_id] = calendar
         return calendar

@@ -99,7 +99,9 @@ class Calendar:
     """A database with its one data source: ids, title, schema, and pages in creation order.
 
     The seeded content calendar is one; `POST /v1/databases` makes more. `status_type` is the
-    type of the property named Status, if any (the seeded calendar always has one).
+    type of the property named Status, if any (the seeded calendar always has one). The
+    database and its data source each have a description: the API writes the database's
+    (POST and PATCH /v1/databases) and only reads the data source's.
     """
 
     title: str
@@ -116,7 +118,8 @@ class Calendar:
     is_inline: bool = False
     icon: Any = None
     cover: Any = None
-    description: list[dict[str, Any]] = field(default_factory=list)
+    database_description: list[dict[str, Any]] = field(default_factory=list)
+    data_source_description: list[dict[str, Any]] = field(default_factory=list)
 
     def parent(self) -> dict[str, Any]:
         """A page's `parent` when the page is a row of this data source."""

@@ -1,14 +1,16 @@
-"""One deployment per calendar: a marker in each data source's description, kept alive.
+"""One deployment per calendar: a marker in each Notion database's description, kept alive.
 
-A deployment (one database, any number of `reelqueue run` processes on it) writes a line
-`[reelqueue deployment ID on HOST, channels a,b, alive TIME]` into the description of every
-data source it drives, and its leader rewrites it every `HEARTBEAT_S`. At start-up a
-deployment that finds another's line, alive within `STALE_AFTER_S`, refuses to start:
-always when their channels overlap (both would take the same pages and run the same video
-twice), and otherwise unless REELQUEUE_ALLOW_OTHER_DEPLOYMENTS is set. Notion has no
-conditional write, so after writing its line a starting deployment waits `settle_s` and
-reads the description again: of two deployments starting at once, the one whose line was
-overwritten sees the other's and refuses. The person's own description text is kept.
+A deployment (one PostgreSQL database, any number of `reelqueue run` processes on it) writes
+a line `[reelqueue deployment ID on HOST, channels a,b, alive TIME]` into the description of
+every Notion database it drives (read by GET, written by PATCH /v1/databases/{id}: a data
+source's description is read-only through the API), and its leader rewrites it every
+`HEARTBEAT_S`. At start-up a deployment that finds another's line, alive within
+`STALE_AFTER_S`, refuses to start: always when their channels overlap (both would take the
+same pages and run the same video twice), and otherwise unless
+REELQUEUE_ALLOW_OTHER_DEPLOYMENTS is set. Notion has no conditional write, so after writing
+its line a starting deployment waits `settle_s` and reads the description again: of two
+deployments starting at once, the one whose line was overwritten sees the other's and
+refuses. The person's own description text is kept.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class DeploymentConflict(UserError):
 
 @dataclass(frozen=True)
 class DeploymentMarker:
-    """One deployment's line in a data source's description."""
+    """One deployment's line in a Notion database's description."""
 
     deployment_id: str
     host: str
@@ -144,19 +146,19 @@ def _text_element(content: str) -> dict[str, Any]:
 
 
 class DeploymentClaim:
-    """Our lines in the data sources: checked at start, kept alive, removed at a clean stop."""
+    """Our lines in the Notion databases: checked at start, kept alive, removed at a clean stop."""
 
     def __init__(
         self,
         notion: NotionClient,
-        data_source_ids: Iterable[str],
+        database_ids: Iterable[str],
         marker: DeploymentMarker,
         *,
         allow_others: bool,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._notion = notion
-        self.data_source_ids = [normalize_id(d) for d in data_source_ids]
+        self.database_ids = [normalize_id(d) for d in database_ids]
         self.marker = marker
         self._allow_others = allow_others
         self._clock = clock
@@ -171,22 +173,22 @@ class DeploymentClaim:
         """The id this deployment's lines carry."""
         return self.marker.deployment_id
 
-    async def _read(self, data_source_id: str) -> list[dict[str, Any]]:
+    async def _read(self, database_id: str) -> list[dict[str, Any]]:
         try:
-            found = await self._notion.retrieve_data_source(data_source_id)
+            found = await self._notion.retrieve_database(database_id)
         except NotionAPIError as exc:
-            raise UserError(f"data source {data_source_id}: {explain(exc)}") from None
+            raise UserError(f"database {database_id}: {explain(exc)}") from None
         description = found.get("description")
         return (
             [e for e in description if isinstance(e, dict)] if isinstance(description, list) else []
         )
 
-    async def _write(self, data_source_id: str, elements: list[dict[str, Any]]) -> None:
+    async def _write(self, database_id: str, elements: list[dict[str, Any]]) -> None:
         try:
-            await self._notion.update_data_source_description(data_source_id, elements)
+            await self._notion.update_database_description(database_id, elements)
         except NotionAPIError as exc:
             raise UserError(
-                f"data source {data_source_id}: cannot write this deployment's line into its "
+                f"database {database_id}: cannot write this deployment's line into its "
                 f"description (the integration needs the update content capability): "
                 f"{explain(exc)}"
             ) from None
@@ -201,27 +203,27 @@ class DeploymentClaim:
         self._seen |= {c for m in others for c in m.channels}
         return others
 
-    def _refusal(self, data_source_id: str, others: list[DeploymentMarker]) -> str | None:
-        """Why this deployment must not drive the data source beside `others`, if it must not."""
+    def _refusal(self, database_id: str, others: list[DeploymentMarker]) -> str | None:
+        """Why this deployment must not drive the database beside `others`, if it must not."""
         now = self._clock()
         ours = self.marker.channels
         for other in others:
             shared = ours & other.channels
             if shared:
                 return (
-                    f"data source {data_source_id} is driven by another reelqueue "
+                    f"database {database_id} is driven by another reelqueue "
                     f"{other.describe(now)}, and both would take channel "
                     f"{', '.join(sorted(shared))}, running the same videos twice: stop it, or "
                     "give each deployment channels of its own; if it is gone for good, delete "
-                    "its line from the data source's description in Notion (or wait "
+                    "its line from the database's description in Notion (or wait "
                     f"{int(STALE_AFTER_S // 60)} minutes after its last heartbeat)"
                 )
         if others and not self._allow_others:
             return (
-                f"data source {data_source_id} is driven by another reelqueue "
+                f"database {database_id} is driven by another reelqueue "
                 f"{others[0].describe(now)}: stop it, or, since your channels do not overlap, "
                 "set REELQUEUE_ALLOW_OTHER_DEPLOYMENTS=true to run both; if it is gone for "
-                "good, delete its line from the data source's description in Notion"
+                "good, delete its line from the database's description in Notion"
             )
         return None
 
@@ -251,15 +253,15 @@ class DeploymentClaim:
         return [*kept, _text_element(separator + "\n".join(lines))]
 
     async def _refuse_others(self, *, mark: bool) -> None:
-        """Read every data source's lines; refuse on another live deployment, else `mark` ours."""
+        """Read every database's lines; refuse on another live deployment, else `mark` ours."""
         self._seen = set()
-        for data_source_id in self.data_source_ids:
-            elements = await self._read(data_source_id)
-            refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
+        for database_id in self.database_ids:
+            elements = await self._read(database_id)
+            refusal = self._refusal(database_id, self._others(elements, self._clock()))
             if refusal is not None:
                 raise DeploymentConflict(refusal)
             if mark:
-                await self._write(data_source_id, self._merged(elements, self._clock()))
+                await self._write(database_id, self._merged(elements, self._clock()))
 
     async def check(self, *, settle_s: float) -> None:
         """Refuse to start beside an overlapping (or, unless allowed, any) live deployment."""
@@ -270,26 +272,26 @@ class DeploymentClaim:
         self.foreign_channels = frozenset(self._seen)
         self._beat_at = asyncio.get_running_loop().time()
         log.info(
-            "deployment marked in its data sources",
+            "deployment marked in its Notion databases",
             deployment_id=self.deployment_id,
-            data_sources=len(self.data_source_ids),
+            databases=len(self.database_ids),
         )
 
     async def heartbeat(self) -> None:
         """Rewrite this deployment's line as alive now; log loudly if a conflict appeared."""
         self._seen = set()
-        for data_source_id in self.data_source_ids:
-            elements = await self._read(data_source_id)
-            refusal = self._refusal(data_source_id, self._others(elements, self._clock()))
+        for database_id in self.database_ids:
+            elements = await self._read(database_id)
+            refusal = self._refusal(database_id, self._others(elements, self._clock()))
             if refusal is not None:
                 log.error("another deployment drives this calendar: " + refusal)
-            await self._write(data_source_id, self._merged(elements, self._clock()))
+            await self._write(database_id, self._merged(elements, self._clock()))
         self.foreign_channels = frozenset(self._seen)
 
     async def release(self) -> None:
         """Remove this deployment's line (a clean stop frees the calendar at once)."""
-        for data_source_id in self.data_source_ids:
-            elements = await self._read(data_source_id)
+        for database_id in self.database_ids:
+            elements = await self._read(database_id)
             merged = self._merged(elements, self._clock())
             last = merged[-1]["text"]["content"]
             lines = [
@@ -298,7 +300,7 @@ class DeploymentClaim:
                 if line and not line.startswith(f"[reelqueue deployment {self.deployment_id} ")
             ]
             rest = merged[:-1] + ([_text_element("\n" + "\n".join(lines))] if lines else [])
-            await self._write(data_source_id, rest)
+            await self._write(database_id, rest)
 
     async def run(self, stop: asyncio.Event, is_leader: Callable[[], bool]) -> None:
         """While not stopped, the leader keeps the line alive; at stop the leader removes it."""
@@ -325,13 +327,13 @@ class DeploymentClaim:
 async def claim_deployment(
     notion: NotionClient,
     engine: AsyncEngine,
-    data_source_ids: Iterable[str],
+    database_ids: Iterable[str],
     channels: Channels,
     *,
     allow_others: bool,
     settle_s: float = 1.0,
 ) -> DeploymentClaim:
-    """Check that no other live deployment drives these data sources, and mark them ours.
+    """Check that no other live deployment drives these Notion databases, and mark them ours.
 
     Raises `DeploymentConflict` (one line naming the other deployment and the fix) when one
     with overlapping channels does, or any does and `allow_others` is not set.
@@ -342,6 +344,6 @@ async def claim_deployment(
         frozenset(c.id for c in channels.channels),
         datetime.now(UTC),
     )
-    claim = DeploymentClaim(notion, data_source_ids, marker, allow_others=allow_others)
+    claim = DeploymentClaim(notion, database_ids, marker, allow_others=allow_others)
     await claim.check(settle_s=settle_s)
     return claim

@@ -203,7 +203,7 @@ class Service:
         self._deployment = await claim_deployment(
             self.notion,
             self._engine,
-            [schema.data_source_id for _, schema in calendars],
+            list(dict.fromkeys(database_id for database_id, _ in calendars)),
             self._channels,
             allow_others=self._settings.allow_other_deployments,
             settle_s=self._options.deployment_settle_s,

@@ -66,6 +66,13 @@ TITLE = {"Title": {"title": [{"text": {"content": "Typed by the SDK"}}]}}
 CALLS = [
     Call("users_me", "GET", "/v1/users/me", "Notion.GetSelfResponse"),
     Call("get_database", "GET", "/v1/databases/{database_id}", "Full<Notion.GetDatabaseResponse>"),
+    Call(
+        "patch_database",
+        "PATCH",
+        "/v1/databases/{database_id}",
+        "Full<Notion.UpdateDatabaseResponse>",
+        body={"description": [{"type": "text", "text": {"content": "Typed by the SDK"}}]},
+    ),
     Call("get_data_source", "GET", DS, "Full<Notion.GetDataSourceResponse>"),
     Call(
         "patch_data_source",

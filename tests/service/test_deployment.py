@@ -1,7 +1,7 @@
 """A second deployment on the same calendar is refused at start-up, against the sandbox.
 
-Each deployment here has its own real database (so its own deployment id), as two
-installations would; they meet only in the Notion sandbox's data source description.
+Each deployment here has its own real PostgreSQL database (so its own deployment id), as two
+installations would; they meet only in the description of the sandbox's Notion database.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from reelqueue.config import Channels
 from reelqueue.db import create_engine
 from reelqueue.errors import UserError
-from reelqueue.notion import NotionClient, Priority, plain_text
+from reelqueue.notion import NotionClient, plain_text
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service.deployment import (
     DeploymentClaim,
@@ -56,7 +56,7 @@ async def notion(sandbox: SandboxAdmin) -> AsyncIterator[NotionClient]:
 
 
 async def description(notion: NotionClient, sandbox: SandboxAdmin) -> str:
-    found = await notion.retrieve_data_source(sandbox.data_source_id)
+    found = await notion.retrieve_database(sandbox.database_id)
     return plain_text(found["description"])
 
 
@@ -71,7 +71,7 @@ async def claim(
     return await claim_deployment(
         notion,
         engine,
-        [sandbox.data_source_id],
+        [sandbox.database_id],
         channels,
         allow_others=allow,
         settle_s=SETTLE_S,
@@ -79,9 +79,9 @@ async def claim(
 
 
 async def set_description(notion: NotionClient, sandbox: SandboxAdmin, text: str) -> None:
-    body: dict[str, Any] = {"description": [{"type": "text", "text": {"content": text}}]}
-    path = f"data_sources/{sandbox.data_source_id}"
-    await notion._request("PATCH", path, Priority.PUSH, body=body)
+    """The person edits the database's description."""
+    description = [{"type": "text", "text": {"content": text}}]
+    await notion.update_database_description(sandbox.database_id, description)
 
 
 async def test_overlapping_channels_are_refused_even_when_allowed(
@@ -92,13 +92,17 @@ async def test_overlapping_channels_are_refused_even_when_allowed(
     with pytest.raises(DeploymentConflict) as caught:
         await claim(notion, other_engine, sandbox, SCIENCE, allow=True)
     message = str(caught.value)
+    assert message.startswith(f"database {sandbox.database_id} is driven by another reelqueue ")
     assert f"driven by another reelqueue deployment {first.deployment_id} on " in message
     assert "both would take channel science, running the same videos twice" in message
+    assert "delete its line from the database's description in Notion" in message
     assert "\n" not in message
     assert sandbox.token not in message
     text = await description(notion, sandbox)
     assert text.startswith("Our content calendar.\n")
     assert [m.deployment_id for m in parse_markers(text)] == [first.deployment_id]
+    source = await notion.retrieve_data_source(sandbox.data_source_id)
+    assert source["description"] == [], "the line is in the database's description only"
 
 
 async def test_disjoint_channels_need_the_setting_and_then_run_side_by_side(
@@ -216,12 +220,12 @@ async def test_a_standby_neither_writes_nor_removes_the_line(
     ]
 
 
-async def test_a_data_source_it_cannot_read_is_one_line(
+async def test_a_database_it_cannot_read_is_one_line(
     notion: NotionClient, engine: AsyncEngine
 ) -> None:
     missing = "0000000000004000800000000000dead"
     with pytest.raises(UserError) as caught:
         await claim_deployment(notion, engine, [missing], BOTH, allow_others=False, settle_s=0)
     message = str(caught.value)
-    assert message.startswith("data source 00000000-0000-4000-8000-00000000dead: ")
+    assert message.startswith("database 00000000-0000-4000-8000-00000000dead: ")
     assert "\n" not in message
