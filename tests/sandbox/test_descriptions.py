@@ -113,7 +113,7 @@ async def test_a_data_source_patch_with_a_key_notion_does_not_take_is_refused(
 ) -> None:
     path = f"/v1/data_sources/{fast_sandbox.data_source_id}"
     before = (await raw.get(path)).json()
-    body = {key: value, "title": [text("Renamed")], "properties": {"Notes": {"rich_text": {}}}}
+    body = {"title": [text("Renamed")], "properties": {"Notes": {"rich_text": {}}}, key: value}
     answer = await raw.patch(path, json=body)
     assert (answer.status_code, answer.json()["code"]) == (400, "validation_error")
     assert answer.json()["message"].startswith(
