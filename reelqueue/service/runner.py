@@ -27,7 +27,7 @@ from reelqueue.errors import UserError
 from reelqueue.ingest import DOORBELL_CHANNEL, Doorbell, InboxWriter, Poller, Reactor
 from reelqueue.ingest.moves import PAGE_EVENTS, SCHEMA_EVENTS
 from reelqueue.ingest.schema_watch import SchemaWatch
-from reelqueue.notion import NotionAPIError, NotionClient, explain, normalize_id
+from reelqueue.notion import NotionAPIError, NotionClient, PageWrites, explain, normalize_id
 from reelqueue.pipeline import Worker, load_step_sets
 from reelqueue.pipeline.reaper import Reaper
 from reelqueue.pushback import Pusher
@@ -294,10 +294,12 @@ class Service:
         assert self.notion is not None
         assert self.schemas is not None
         deployment = self._deployment
+        page_writes = PageWrites()
         reactor = Reactor(
             self._table,
             self._channels,
             foreign_channels=lambda: deployment.foreign_channels if deployment else frozenset(),
+            page_writes=page_writes,
         )
         schemas = self.schemas.schemas
         pollers = [
@@ -314,7 +316,12 @@ class Service:
             for database, schema in calendars
         ]
         pusher = Pusher(
-            self._engine, self.notion, schemas, self._table, bot_user_id=self.bot_user_id
+            self._engine,
+            self.notion,
+            schemas,
+            self._table,
+            bot_user_id=self.bot_user_id,
+            page_writes=page_writes,
         )
         return Coordinator(
             pollers,
