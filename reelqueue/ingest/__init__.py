@@ -1,5 +1,6 @@
 """Ingest: Notion changes (polls, reconciles, webhook doorbell) turned into queue reactions."""
 
+from reelqueue.ingest.decisions import Decision, Outcome, Rules
 from reelqueue.ingest.doorbell import Doorbell, Rings
 from reelqueue.ingest.inbox import InboxWriter
 from reelqueue.ingest.poller import PassResult, Poller, floor_minute
@@ -21,15 +22,18 @@ __all__ = [
     "DOORBELL_CHANNEL",
     "MAX_BODY_BYTES",
     "MAX_TITLE_LENGTH",
+    "Decision",
     "Delivery",
     "Doorbell",
     "InboxWriter",
+    "Outcome",
     "PageSnapshot",
     "PassResult",
     "Poller",
     "ReactionSummary",
     "Reactor",
     "Rings",
+    "Rules",
     "Verdict",
     "classify",
     "floor_minute",
