@@ -1,4 +1,11 @@
-"""Apply Alembic migrations from code, one process at a time."""
+"""Apply Alembic migrations from code, one process at a time, then install the queue's SQL.
+
+The queue's functions and runnable index are (re)installed from reelqueue/db/sql by a
+step after every upgrade that reaches the newest revision (reelqueue.db.queue_sql), in the
+same transaction: plain SQL files rendered from the status table and run here need no
+new dependency, where alembic-utils would declare each function as a Python object,
+diff the catalog at autogenerate time, and still write a migration per change.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +19,18 @@ from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelqueue.db.engine import sqlalchemy_url
+from reelqueue.db.queue_sql import install
+from reelqueue.errors import UserError
 
-__all__ = ["current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = ["RetiredRevision", "current_revision", "downgrade", "head_revision", "upgrade"]
+
+# Revisions squashed into the first migration (0006) while reelqueue was 0.x.
+RETIRED_REVISIONS = frozenset({"0001", "0002", "0003", "0004", "0005"})
+
+
+class RetiredRevision(UserError):
+    """The database is at a migration this reelqueue no longer carries."""
+
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 _MIGRATION_LOCK = 0x7265_656C  # "reel": serialises concurrent upgrades of one database
@@ -40,7 +57,17 @@ async def _run(url: str, action: str, revision: str) -> None:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
 
             def apply(sync_conn: Connection) -> None:
+                current = MigrationContext.configure(sync_conn).get_current_revision()
+                if current in RETIRED_REVISIONS:
+                    raise RetiredRevision(
+                        f"the database is at migration {current}, which this reelqueue no "
+                        "longer carries: upgrade it to 0006 with a reelqueue from before the "
+                        "squash (commit 2fe6dd9), then again with this one"
+                    )
                 getattr(command, action)(_config(sync_conn), revision)
+                reached = MigrationContext.configure(sync_conn).get_current_revision()
+                if action == "upgrade" and reached == head_revision():
+                    install(sync_conn)
 
             await conn.run_sync(apply)
     finally:

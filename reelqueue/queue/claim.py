@@ -66,11 +66,11 @@ def waiting_status_for(step: str) -> str:
 
 
 def running_status_for(step: str) -> str:
-    """The status a task shows while the step runs."""
+    """The status a task shows while the step runs: the last running one of its chain."""
     return next(
         r.status
         for r in _TABLE
-        if r.kind is Kind.RUNNING and r.step == step and r.status != "claimed"
+        if r.kind is Kind.RUNNING and r.step == step and r.next not in _RUNNING
     )
 
 
@@ -89,19 +89,36 @@ _FINISH_COLUMNS = frozenset(
 )
 
 
-def _encoded(values: Mapping[str, Any]) -> str:
-    unknown = set(values) - _FINISH_COLUMNS
-    if unknown:
-        raise ValueError(f"finish cannot set {sorted(unknown)}")
-    return json.dumps(
-        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
-    )
+def _finished(items: Sequence[Finish]) -> str:
+    """The finishes as the one JSON array `reelqueue_exchange` takes: for each task, its
+    expected and final status, the columns to set, and one history row per hop."""
+    finished = []
+    for item in items:
+        unknown = set(item.values) - _FINISH_COLUMNS
+        if unknown:
+            raise ValueError(f"finish cannot set {sorted(unknown)}")
+        before = [item.expected_status] + [status for status, _ in item.path[:-1]]
+        finished.append(
+            {
+                "id": item.task.id,
+                "expected": item.expected_status,
+                "final": item.path[-1][0],
+                "columns": {
+                    k: v.isoformat() if isinstance(v, datetime) else v
+                    for k, v in item.values.items()
+                },
+                "hops": [
+                    {"from_status": old, "to_status": new, "reason": reason}
+                    for old, (new, reason) in zip(before, item.path, strict=True)
+                ],
+            }
+        )
+    return json.dumps(finished)
 
 
-_STEP_OF = {row.status: row.step for row in _TABLE if row.step is not None}
 _EXCHANGE = (
-    "SELECT moved, claimed, tight FROM reelqueue_exchange("
-    + ", ".join(f"${n}" for n in range(1, 19))
+    "SELECT moved, claimed, steps, tight FROM reelqueue_exchange("
+    + ", ".join(f"${n}" for n in range(1, 12))
     + ")"
 )
 _JSON_COLUMNS = ("notion_seen", "outputs")
@@ -130,7 +147,7 @@ async def exchange(
 ) -> Exchanged:
     """Record this worker's finished tasks and claim up to `claim` more, in one round trip.
 
-    The `reelqueue_exchange` function (migration 0005) takes the fleet-wide claim lock
+    The `reelqueue_exchange` function (reelqueue/db/sql/queue.sql) takes the fleet-wide claim lock
     (`shared`, or alone), counts what runs per channel and step, ends the worker's hold
     on `finished` (each moves only if the worker still holds it in its expected status;
     False for one means its lease was lost and nothing of it was written), picks in
@@ -145,28 +162,12 @@ async def exchange(
     """
     if not finished and claim <= 0:
         return Exchanged([], [])
-    hops = [
-        (item.task.id, before, status, reason)
-        for item in finished
-        for before, (status, reason) in zip(
-            [item.expected_status] + [status for status, _ in item.path[:-1]],
-            item.path,
-            strict=True,
-        )
-    ]
     channels = sorted(limits.channel_caps)
     steps = sorted(limits.step_caps)
     row = await conn.fetchrow(
         _EXCHANGE,
         worker_id,
-        [item.task.id for item in finished],
-        [item.expected_status for item in finished],
-        [item.path[-1][0] for item in finished],
-        [_encoded(item.values) for item in finished],
-        [hop[0] for hop in hops],
-        [hop[1] for hop in hops],
-        [hop[2] for hop in hops],
-        [hop[3] for hop in hops],
+        _finished(finished),
         claim if channels else 0,
         lease,
         channels,
@@ -178,10 +179,10 @@ async def exchange(
         shared,
     )
     moved = set(row["moved"])
-    claimed = []
-    for record in row["claimed"]:
-        task = TaskRecord.from_mapping(_decoded(record))
-        claimed.append(ClaimedTask(task, _STEP_OF[task.status]))
+    claimed = [
+        ClaimedTask(TaskRecord.from_mapping(_decoded(record)), step)
+        for record, step in zip(row["claimed"], row["steps"], strict=True)
+    ]
     return Exchanged([item.task.id in moved for item in finished], claimed, bool(row["tight"]))
 
 

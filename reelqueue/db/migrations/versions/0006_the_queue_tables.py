@@ -1,6 +1,15 @@
-"""create the queue tables
+"""the queue's tables and the indexes that do not depend on the status vocabulary
 
-Revision ID: 0001
+The first migration: 0001-0006 squashed while reelqueue is 0.x. It keeps the id of the
+last one it replaces, so a database already at 0006 is at this revision as it stands;
+one at 0001-0005 is refused with a line saying what to do (reelqueue.db.migrate). The
+queue's functions and `ix_tasks_runnable` are installed at every upgrade from
+reelqueue/db/sql (reelqueue.db.queue_sql), not here. task_events and outbox have no
+foreign key to tasks: their rows are written only by statements that take the task ids
+from the tasks rows they change, and tasks are never deleted, so the check would cost a
+KEY SHARE lock per row for nothing.
+
+Revision ID: 0006
 Revises: (none)
 """
 
@@ -10,10 +19,25 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0001"
+revision: str = "0006"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+DROP_OUR_FUNCTIONS = """
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+             WHERE p.proname LIKE 'reelqueue\\_%' AND p.pronamespace = current_schema()::regnamespace
+    LOOP
+        EXECUTE 'DROP FUNCTION ' || f;
+    END LOOP;
+END;
+$$
+"""
 
 
 def upgrade() -> None:
@@ -55,6 +79,13 @@ def upgrade() -> None:
         sa.Column("priority", sa.SmallInteger(), server_default=sa.text("1"), nullable=False),
         sa.Column("status", sa.Text(), server_default="queued", nullable=False),
         sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("step_attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column(
+            "outputs",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("locked_by", sa.Text(), nullable=True),
         sa.Column("locked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True),
@@ -89,8 +120,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_tasks")),
         sa.UniqueConstraint("notion_page_id", name=op.f("uq_tasks_notion_page_id")),
     )
-    op.create_index("ix_tasks_data_source_id", "tasks", ["data_source_id"], unique=False)
-    op.create_index("ix_tasks_status_channel", "tasks", ["status", "channel"], unique=False)
+    op.create_index(
+        "ix_tasks_channel_locked_at",
+        "tasks",
+        ["channel", "locked_at"],
+        postgresql_where=sa.text("locked_at IS NOT NULL"),
+    )
+    op.create_index(
+        "ix_tasks_leased",
+        "tasks",
+        ["lease_expires_at"],
+        postgresql_where=sa.text("locked_by IS NOT NULL"),
+    )
     op.create_table(
         "webhook_inbox",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -108,6 +149,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_inbox")),
         sa.UniqueConstraint("event_id", name=op.f("uq_webhook_inbox_event_id")),
     )
+    op.create_index(
+        "ix_webhook_inbox_unapplied",
+        "webhook_inbox",
+        ["id"],
+        postgresql_where=sa.text("processed_at IS NULL"),
+    )
+    op.create_index("ix_webhook_inbox_received_at", "webhook_inbox", ["received_at"])
     op.create_table(
         "outbox",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -123,9 +171,6 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name=op.f("fk_outbox_task_id_tasks"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     op.create_index(
@@ -135,7 +180,6 @@ def upgrade() -> None:
         unique=False,
         postgresql_where=sa.text("sent_at IS NULL"),
     )
-    op.create_index(op.f("ix_outbox_task_id"), "outbox", ["task_id"], unique=False)
     op.create_table(
         "task_events",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -150,25 +194,13 @@ def upgrade() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.ForeignKeyConstraint(
-            ["task_id"], ["tasks.id"], name=op.f("fk_task_events_task_id_tasks"), ondelete="CASCADE"
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_task_events")),
     )
     op.create_index(op.f("ix_task_events_task_id"), "task_events", ["task_id"], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_task_events_task_id"), table_name="task_events")
-    op.drop_table("task_events")
-    op.drop_index(op.f("ix_outbox_task_id"), table_name="outbox")
-    op.drop_index(
-        "ix_outbox_pending", table_name="outbox", postgresql_where=sa.text("sent_at IS NULL")
-    )
-    op.drop_table("outbox")
-    op.drop_table("webhook_inbox")
-    op.drop_index("ix_tasks_status_channel", table_name="tasks")
-    op.drop_index("ix_tasks_data_source_id", table_name="tasks")
-    op.drop_table("tasks")
-    op.drop_table("sync_state")
-    op.drop_table("service_state")
+    # The installed functions first: they take and return the tasks row type.
+    op.execute(DROP_OUR_FUNCTIONS)
+    for table in ("task_events", "outbox", "webhook_inbox", "tasks", "sync_state", "service_state"):
+        op.drop_table(table)

@@ -1,43 +1,20 @@
-"""finish and claim in one round trip: reelqueue_exchange; drop two unread indexes
+-- The queue's hot path, installed at every `reelqueue db upgrade` (reelqueue/db/queue_sql.py).
+-- {{name}} marks a constant rendered from the status table (reelqueue/statuses.py):
+--   {{queued}}          the status a task enters the pipeline at (it may resume any step)
+--   {{runnable}}        every waiting status, as ix_tasks_runnable's predicate lists them
+--   {{status_of}}       each waiting or running status with a step ...
+--   {{step_of}}         ... and that step, in the same order
+--   {{running_step}}    each step ...
+--   {{running_status}}  ... and the status a task shows while it runs
 
-Revision ID: 0004
-Revises: 0003
-"""
-
-import importlib
-from collections.abc import Sequence
-
-from alembic import op
-
-revision: str = "0004"
-down_revision: str | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
-
-# Every index on tasks is paid on every claim and every completion (those updates
-# change indexed columns, so none is HOT); these two served no query.
-UNREAD_INDEXES = {
-    "ix_tasks_status_channel": "status, channel",
-    "ix_tasks_data_source_id": "data_source_id",
-}
-
-# The runnable statuses, as ix_tasks_runnable's predicate has them (migration 0002).
-RUNNABLE = (
-    "'queued', 'assets_approved', 'composites_ready', 'video_approved', 'audio_approved',"
-    " 'sfx_ready', 'assembly_ready', 'approved'"
-)
-
-EXCHANGE_FUNCTION = """
+-- reelqueue_exchange --
+-- Record a worker's finished tasks and claim its next ones, in one statement.
+-- p_finished: [{"id", "expected", "final", "columns": {...}, "hops": [{"from_status",
+-- "to_status", "reason"}, ...]}, ...]; a finish moves its task only if this worker still
+-- holds it in its expected status.
 CREATE OR REPLACE FUNCTION reelqueue_exchange(
     p_worker text,
-    p_done_ids bigint[],
-    p_done_expected text[],
-    p_done_final text[],
-    p_done_values jsonb[],
-    p_hop_tasks bigint[],
-    p_hop_from text[],
-    p_hop_to text[],
-    p_hop_reasons text[],
+    p_finished jsonb,
     p_limit int,
     p_lease interval,
     p_channels text[],
@@ -45,34 +22,34 @@ CREATE OR REPLACE FUNCTION reelqueue_exchange(
     p_step_names text[],
     p_step_caps int[],
     p_lock_key bigint,
+    p_slots int,
+    p_shared boolean,
     OUT moved bigint[],
-    OUT claimed tasks[]
+    OUT claimed tasks[],
+    OUT steps text[],
+    OUT tight boolean
 )
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Planned once per session: the plans do not depend on the arguments' values (the
+-- runnable scan walks its index in order whatever they are), and re-planning the
+-- claim query on every call costs more than running it.
+SET plan_cache_mode = force_generic_plan
+AS $$
 DECLARE
-    -- The status table's steps (reelqueue.statuses): the step each runnable or
-    -- running status belongs to, and the status a task shows while a step runs.
-    status_of CONSTANT text[] := ARRAY[
-        'queued', 'claimed', 'generating_assets', 'assets_approved', 'generating_composites',
-        'composites_ready', 'generating_video', 'video_approved', 'generating_audio',
-        'audio_approved', 'generating_sfx', 'sfx_ready', 'assembling', 'approved', 'uploading'];
-    step_of CONSTANT text[] := ARRAY[
-        'assets', 'assets', 'assets', 'composites', 'composites',
-        'video', 'video', 'audio', 'audio',
-        'sfx', 'sfx', 'assembly', 'assembly', 'upload', 'upload'];
-    running_step CONSTANT text[] := ARRAY[
-        'assets', 'composites', 'video', 'audio', 'sfx', 'assembly', 'upload'];
-    running_status CONSTANT text[] := ARRAY[
-        'generating_assets', 'generating_composites', 'generating_video', 'generating_audio',
-        'generating_sfx', 'assembling', 'uploading'];
+    status_of CONSTANT text[] := {{status_of}};
+    step_of CONSTANT text[] := {{step_of}};
+    running_step CONSTANT text[] := {{running_step}};
+    running_status CONSTANT text[] := {{running_status}};
     actor text := 'worker:' || p_worker;
+    tag text := left('reelqueue worker ' || p_slots || ' ' || p_worker, 63);
+    fleet int;
     woken bigint[] := '{}';
     free int[];
     step_free int[];
     full_steps text[] := '{}';
     uncapped boolean := true;
     blocked text[] := '{}';
-    queued_step text := step_of[array_position(status_of, 'queued')];
+    queued_step text := step_of[array_position(status_of, {{queued}})];
     picked_ids bigint[] := '{}';
     picked_from text[] := '{}';
     picked_to text[] := '{}';
@@ -82,13 +59,32 @@ DECLARE
     c record;
 BEGIN
     moved := '{}';
+    tight := false;
     IF p_limit > 0 THEN
-        -- Claims take turns, so the running counts below hold until this transaction
-        -- ends; each statement from here on sees what committed before the lock. They
-        -- are counted before this worker's finishes: it may claim only what is free
-        -- beyond the slots it holds. Were it to refill those unseen, a fleet at its caps
-        -- would keep its work on the workers that have it and starve the rest.
-        PERFORM pg_advisory_xact_lock(p_lock_key);
+        -- Every claiming connection is tagged with its worker's slots (the most it can
+        -- hold, so the most one claim of it can take), and the fleet's slots are summed
+        -- from the tags before the running counts are taken. While every cap has room
+        -- for the running tasks plus the whole fleet's slots, no set of claims running
+        -- side by side can pass a cap: claims then share the lock. Otherwise they take
+        -- it alone and in turns (a shared claim that finds the caps tight claims
+        -- nothing, and says so). Either way the counts below hold until this
+        -- transaction ends; each statement from here on sees what committed before the
+        -- lock. They are counted before this worker's finishes: it may claim only what
+        -- is free beyond the slots it holds. Were it to refill those unseen, a fleet at
+        -- its caps would keep its work on the workers that have it and starve the rest.
+        IF current_setting('application_name') IS DISTINCT FROM tag THEN
+            PERFORM set_config('application_name', tag, false);
+        END IF;
+        IF p_shared THEN
+            PERFORM pg_advisory_xact_lock_shared(p_lock_key);
+        ELSE
+            PERFORM pg_advisory_xact_lock(p_lock_key);
+        END IF;
+        SELECT coalesce(sum(substring(a.application_name FROM '^reelqueue worker (\d+) ')::int), 0)
+          INTO fleet
+          FROM pg_stat_get_activity(NULL) a
+         WHERE a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND a.application_name LIKE 'reelqueue worker %';
         SELECT array_agg(cap.cap - coalesce(b.n, 0)::int ORDER BY cap.o)
           INTO free
           FROM unnest(p_channels, p_channel_caps) WITH ORDINALITY AS cap(channel, cap, o)
@@ -109,12 +105,19 @@ BEGIN
                                 WHERE step_free[i] <= 0);
             uncapped := cardinality(full_steps) = 0;
             blocked := ARRAY(SELECT m.status FROM unnest(status_of, step_of) AS m(status, step)
-                             WHERE m.step = ANY(full_steps) AND m.status <> 'queued');
+                             WHERE m.step = ANY(full_steps) AND m.status <> {{queued}});
         END IF;
+        tight := EXISTS (SELECT 1 FROM unnest(free) AS f(n) WHERE f.n < fleet)
+              OR EXISTS (SELECT 1 FROM unnest(step_free) AS f(n) WHERE f.n < fleet);
     END IF;
 
-    IF cardinality(p_done_ids) > 0 THEN
-        WITH done AS (
+    IF jsonb_array_length(p_finished) > 0 THEN
+        WITH finished AS (
+            SELECT (f.item ->> 'id')::bigint AS id, f.item ->> 'expected' AS expected,
+                   f.item ->> 'final' AS final, f.item -> 'columns' AS vals,
+                   f.item -> 'hops' AS hops, f.o
+            FROM jsonb_array_elements(p_finished) WITH ORDINALITY AS f(item, o)
+        ), done AS (
             UPDATE tasks t SET
                 status = u.final,
                 locked_by = NULL,
@@ -138,27 +141,28 @@ BEGIN
                 run_after = CASE WHEN u.vals ? 'run_after'
                                  THEN (u.vals ->> 'run_after')::timestamptz
                                  ELSE t.run_after END
-            FROM unnest(p_done_ids, p_done_expected, p_done_final, p_done_values)
-                 AS u(id, expected, final, vals)
+            FROM finished u
             WHERE t.id = u.id AND t.locked_by = p_worker AND t.status = u.expected
             RETURNING t.id, t.notion_page_id, t.status, t.run_after
         ), history AS (
             INSERT INTO task_events (task_id, from_status, to_status, actor, reason)
-            SELECT h.task, h.from_status, h.to_status, actor, h.reason
-            FROM unnest(p_hop_tasks, p_hop_from, p_hop_to, p_hop_reasons)
-                 AS h(task, from_status, to_status, reason)
-            JOIN done d ON d.id = h.task
+            SELECT d.id, h.hop ->> 'from_status', h.hop ->> 'to_status', actor,
+                   h.hop ->> 'reason'
+            FROM done d
+            JOIN finished u ON u.id = d.id
+            CROSS JOIN LATERAL jsonb_array_elements(u.hops) WITH ORDINALITY AS h(hop, o)
+            ORDER BY u.o, h.o
         ), pushes AS (
             INSERT INTO outbox (task_id, notion_page_id, properties)
             SELECT d.id, d.notion_page_id, jsonb_build_object('status', d.status) FROM done d
         )
         SELECT coalesce(array_agg(d.id), '{}'),
-               coalesce(array_agg(d.id) FILTER (WHERE d.status IN (RUNNABLE)), '{}')
+               coalesce(array_agg(d.id) FILTER (WHERE d.status IN ({{runnable}})), '{}')
           INTO moved, woken
           FROM done d;
     END IF;
 
-    IF p_limit > 0 THEN
+    IF p_limit > 0 AND NOT (p_shared AND tight) THEN
         -- Priority; then each channel's n-th task before any channel's (n+1)-th, the
         -- channel served least recently first; then first in, first out. Tasks of a
         -- step at its cap are passed over in the scan, so they hold nothing back. (The
@@ -169,32 +173,32 @@ BEGIN
             SELECT l.*, ch.o, row_number() OVER (PARTITION BY ch.o
                                                  ORDER BY l.priority, l.created_at, l.id) AS turn
             FROM (
-                SELECT u.channel, u.o,
-                       (SELECT max(s.locked_at) FROM tasks s
-                        WHERE s.channel = u.channel) AS last_served
+                SELECT u.channel, u.o, s.last_served
                 FROM unnest(p_channels) WITH ORDINALITY AS u(channel, o)
+                CROSS JOIN LATERAL (SELECT max(s.locked_at) AS last_served FROM tasks s
+                                    WHERE s.channel = u.channel) s  -- once per channel
                 WHERE free[u.o] > 0
             ) ch
             CROSS JOIN LATERAL (
                 SELECT t.id, t.status, t.priority, t.created_at,
-                       CASE WHEN t.status = 'queued' THEN coalesce(t.resume_step, queued_step)
+                       CASE WHEN t.status = {{queued}} THEN coalesce(t.resume_step, queued_step)
                             ELSE step_of[array_position(status_of, t.status)] END AS step
                 FROM tasks t
                 WHERE t.channel = ch.channel
-                  AND t.status IN (RUNNABLE)
+                  AND t.status IN ({{runnable}})
                   AND t.run_after <= now()
                   AND t.locked_by IS NULL
                   AND (uncapped
                        OR (NOT (t.status = ANY(blocked))
-                           AND NOT (t.status = 'queued'
+                           AND NOT (t.status = {{queued}}
                                     AND coalesce(t.resume_step, queued_step) = ANY(full_steps))))
                 ORDER BY t.priority, t.created_at, t.id
-                LIMIT least(free[ch.o], p_limit)
+                LIMIT least(free[ch.o], p_limit, p_slots)
                 FOR UPDATE SKIP LOCKED
             ) l
             ORDER BY l.priority, turn, ch.last_served NULLS FIRST, l.created_at, l.id
         LOOP
-            EXIT WHEN n >= p_limit;
+            EXIT WHEN n >= least(p_limit, p_slots);
             CONTINUE WHEN c.step IS NULL OR free[c.o] <= 0;
             si := array_position(p_step_names, c.step);
             CONTINUE WHEN si IS NOT NULL AND step_free[si] <= 0;
@@ -236,6 +240,7 @@ BEGIN
         SELECT array_agg(k ORDER BY array_position(picked_ids, k.id)) INTO claimed FROM taken k;
     END IF;
     claimed := coalesce(claimed, '{}');
+    steps := picked_step;
 
     IF cardinality(moved) > 0 OR n > 0 THEN
         PERFORM pg_notify('reelqueue_outbox', '');
@@ -246,37 +251,3 @@ BEGIN
     END IF;
 END;
 $$;
-""".replace("RUNNABLE", RUNNABLE)
-
-EXCHANGE_SIGNATURE = (
-    "reelqueue_exchange(text, bigint[], text[], text[], jsonb[], bigint[], text[], text[],"
-    " text[], int, interval, text[], int[], text[], int[], bigint)"
-)
-CLAIM_SIGNATURE = (
-    "reelqueue_claim(text, int, interval, text[], int[], text[], int[], text[], text[],"
-    " text[], text[], text[], bigint)"
-)
-
-
-def upgrade() -> None:
-    op.execute(EXCHANGE_FUNCTION)
-    op.execute(f"DROP FUNCTION IF EXISTS {CLAIM_SIGNATURE}")
-    for name in UNREAD_INDEXES:
-        op.drop_index(name, table_name="tasks")
-    # Partial, so that only "when was this channel last served" can use it: as a full
-    # index on (channel, ...) the planner would take it for the runnable scan too.
-    op.drop_index("ix_tasks_channel_locked_at", table_name="tasks")
-    op.execute(
-        "CREATE INDEX ix_tasks_channel_locked_at ON tasks (channel, locked_at)"
-        " WHERE locked_at IS NOT NULL"
-    )
-
-
-def downgrade() -> None:
-    op.drop_index("ix_tasks_channel_locked_at", table_name="tasks")
-    op.create_index("ix_tasks_channel_locked_at", "tasks", ["channel", "locked_at"])
-    for name, columns in UNREAD_INDEXES.items():
-        op.execute(f"CREATE INDEX {name} ON tasks ({columns})")
-    previous = importlib.import_module("reelqueue.db.migrations.versions.0003_claim_function")
-    op.execute(previous.CLAIM_FUNCTION)
-    op.execute(f"DROP FUNCTION IF EXISTS {EXCHANGE_SIGNATURE}")

@@ -1,0 +1,141 @@
+"""The queue's SQL functions and runnable index, installed from `sql/*.sql` at every upgrade.
+
+The SQL lives in `.sql` files inside `reelqueue.db` (not `reelqueue.queue`, which calls it by
+name) because installing it is part of upgrading the database and storage sits below the
+queue in the import layers. Each file is plain SQL but for `{{name}}` constants rendered
+from the status table, and, as in procrastinate's `queries.sql`, holds named pieces, each
+after a `-- name --` line. The migrations keep tables and indexes that do not depend on the
+vocabulary; everything that does (these functions and `ix_tasks_runnable`, whose predicate
+lists the runnable statuses) is derived here from `statuses.py`, so adding a step or a
+status needs no migration: the next upgrade installs it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from importlib import resources
+
+from sqlalchemy import Connection, text
+
+from reelqueue.db.models import TASKS
+from reelqueue.statuses import Kind, StatusInfo, StatusTable
+
+__all__ = [
+    "RUNNABLE_INDEX",
+    "SQL_FILES",
+    "constants",
+    "install",
+    "pieces",
+    "render",
+    "runnable_index_sql",
+]
+
+SQL_FILES = ("queue.sql",)
+RUNNABLE_INDEX = "ix_tasks_runnable"
+_PIECE = re.compile(r"^-- ([a-z0-9_]+) --\n", re.MULTILINE)
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+_QUOTED = re.compile(r"'((?:[^']|'')*)'")
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _array(values: Iterable[str]) -> str:
+    return "ARRAY[" + ", ".join(_literal(v) for v in values) + "]::text[]"
+
+
+def runnable_statuses(rows: Iterable[StatusInfo]) -> list[str]:
+    """Every waiting status, in pipeline order: what a claim may take."""
+    return [row.status for row in rows if row.kind is Kind.WAITING]
+
+
+def constants(rows: Iterable[StatusInfo]) -> dict[str, str]:
+    """The SQL constants the `.sql` files use, rendered from a status vocabulary."""
+    rows = list(rows)
+    kinds = {row.status: row.kind for row in rows}
+    stepped = [r for r in rows if r.step and r.kind in {Kind.WAITING, Kind.RUNNING}]
+    # A step's running status is the last running one in its chain (queued passes
+    # through `claimed` on paper; a claim moves it straight on).
+    running: dict[str, str] = {}
+    for row in rows:
+        if row.kind is Kind.RUNNING and row.step and kinds.get(row.next or "") is not Kind.RUNNING:
+            running.setdefault(row.step, row.status)
+    missing = sorted({r.step for r in stepped if r.step} - set(running))
+    if missing:
+        raise ValueError(f"steps without a running status: {', '.join(missing)}")
+    return {
+        "queued": _literal(runnable_statuses(rows)[0]),
+        "runnable": ", ".join(_literal(s) for s in runnable_statuses(rows)),
+        "status_of": _array(r.status for r in stepped),
+        "step_of": _array(r.step for r in stepped if r.step),
+        "running_step": _array(running),
+        "running_status": _array(running.values()),
+    }
+
+
+def render(sql: str, values: Mapping[str, str]) -> str:
+    """`sql` with each `{{name}}` replaced; an unknown name is an error, not left in."""
+
+    def value(match: re.Match[str]) -> str:
+        return values[match.group(1)]
+
+    return _PLACEHOLDER.sub(value, sql)
+
+
+def pieces(rows: Iterable[StatusInfo] | None = None) -> dict[str, str]:
+    """Every named piece of every `.sql` file, rendered for `rows` (default: the table)."""
+    values = constants(StatusTable() if rows is None else rows)
+    found: dict[str, str] = {}
+    for name in SQL_FILES:
+        source = resources.files("reelqueue.db").joinpath("sql", name).read_text("utf-8")
+        parts = _PIECE.split(source)[1:]
+        for piece, body in zip(parts[::2], parts[1::2], strict=True):
+            found[piece] = render(body.strip(), values)
+    return found
+
+
+def runnable_index_sql(rows: Iterable[StatusInfo] | None = None) -> str:
+    """The runnable index as the claim's scan needs it: its predicate lists what it takes."""
+    index = next(i for i in TASKS.indexes if i.name == RUNNABLE_INDEX)
+    columns = ", ".join(column.name for column in index.columns)
+    runnable = ", ".join(
+        _literal(s) for s in runnable_statuses(StatusTable() if rows is None else rows)
+    )
+    return f"CREATE INDEX {RUNNABLE_INDEX} ON tasks ({columns}) WHERE status IN ({runnable})"
+
+
+def _body(definition: str) -> str:
+    return definition.split("$$")[1]
+
+
+def install(conn: Connection, rows: Iterable[StatusInfo] | None = None) -> None:
+    """Create or replace every function, drop any older one of ours, and rebuild the
+    runnable index if the statuses it lists changed (all in the caller's transaction)."""
+    rows = list(StatusTable() if rows is None else rows)
+    functions = pieces(rows)
+    for definition in functions.values():
+        conn.exec_driver_sql(definition)
+    ours = conn.execute(
+        text(
+            "SELECT p.oid::regprocedure::text, p.proname, p.prosrc FROM pg_proc p"
+            " WHERE p.proname LIKE 'reelqueue\\_%'"
+            " AND p.pronamespace = current_schema()::regnamespace"
+        )
+    ).all()
+    for signature, name, source in ours:
+        if name not in functions or source != _body(functions[name]):
+            conn.exec_driver_sql(f"DROP FUNCTION {signature}")
+    predicate = conn.execute(
+        text(
+            "SELECT pg_get_expr(i.indpred, i.indrelid) FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = :name AND c.relnamespace = current_schema()::regnamespace"
+        ),
+        {"name": RUNNABLE_INDEX},
+    ).scalar()
+    wanted = set(runnable_statuses(rows))
+    if predicate is None or set(_QUOTED.findall(predicate)) != wanted:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {RUNNABLE_INDEX}")
+        conn.exec_driver_sql(runnable_index_sql(rows))
