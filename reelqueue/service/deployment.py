@@ -52,6 +52,8 @@ log = structlog.get_logger(__name__)
 DEPLOYMENT_KEY = "deployment_id"
 HEARTBEAT_S = 120.0
 STALE_AFTER_S = 420.0
+# A stop never waits longer than this for Notion to take the line away (it expires anyway).
+RELEASE_WITHIN_S = 3.0
 _MARKER = re.compile(
     r"\[reelqueue deployment (?P<id>[0-9a-f]{12}) on (?P<host>[A-Za-z0-9.-]{1,64}), "
     r"channels (?P<channels>[^\s,\]]*(?:,[^\s,\]]+)*), "
@@ -319,7 +321,7 @@ class DeploymentClaim:
                 await asyncio.wait_for(stop.wait(), timeout=min(1.0, self.heartbeat_s))
         if leading or is_leader():
             try:
-                await self.release()
+                await asyncio.wait_for(self.release(), timeout=RELEASE_WITHIN_S)
             except Exception as exc:  # its line then expires by itself
                 log.warning("could not remove this deployment's line", error=repr(exc))
 

@@ -81,6 +81,7 @@ async def test_poison_entries_mixed_into_a_batch(chaos: Chaos) -> None:
             poison["nameless"]: {"invalid"},
         }
         await final_check(chaos, [*good, *poison.values()], expected)
+        await asyncio.to_thread(run.stop)  # while it can still reach Notion, as a person would
     rows = {
         row["notion_page_id"]: row
         for row in await chaos.fetch("SELECT notion_page_id, status, title, topic FROM tasks")
@@ -146,6 +147,7 @@ async def test_creator_edits_racing_push_back_the_last_edit_wins(chaos: Chaos) -
         }
         await final_check(chaos, pages, expected)
         lost = await lost_edits(chaos, edits)
+        await asyncio.to_thread(run.stop)
     raced = {page for page in lost if written_during(log, page, edits[page])}
     print(f"\nchaos: creator edits lost to a write within {RACE_S} s: {len(raced)} of {len(edits)}")
     assert not {page: why for page, why in lost.items() if page not in raced}
