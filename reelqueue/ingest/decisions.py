@@ -286,9 +286,13 @@ class Rules:
         return self._table[error_status].step == self._step_before(gate_status)
 
     def _step_before(self, gate_status: str) -> str | None:
-        """The step whose output a gate reviews (assets for Assets Ready, ...)."""
-        previous = next((row for row in self._table if row.next == gate_status), None)
-        return previous.step if previous is not None else None
+        """The step whose output a gate shows (assembly for Final Review, past Assembly Ready)."""
+        status = gate_status
+        while (previous := next((r for r in self._table if r.next == status), None)) is not None:
+            if previous.step is not None:
+                return previous.step
+            status = previous.status
+        return None
 
     def _needs_push(
         self, status: str, error_log: str | None, youtube_url: str | None, seen: Mapping[str, Any]

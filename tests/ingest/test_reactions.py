@@ -255,6 +255,27 @@ async def test_rejecting_at_a_gate_redoes_the_step_before_it(
     )
 
 
+@pytest.mark.parametrize("label", ["Assembly Error", "Queued"])
+async def test_rejecting_the_final_review_redoes_the_assembly(
+    engine: AsyncEngine, label: str
+) -> None:
+    """Final Review shows the assembled video, though Assembly Ready stands between them."""
+    first, bystander = page(), page()
+    await react(engine, first, bystander)
+    await set_status(engine, first.page_id, "final_review", "Final Review")
+    summary = await react(
+        engine, replace(first, status_label=label), replace(bystander, priority_label="High")
+    )
+    assert (summary["rejected"], summary["reprioritised"]) == (1, 1)
+    task = await task_of(engine, first.page_id)
+    assert task.status == "sfx_ready", "waiting to run the assembly step again"
+    assert (await task_of(engine, bystander.page_id)).priority == parse_priority("High")
+    assert (
+        await scalar(engine, "SELECT reason FROM task_events ORDER BY id DESC LIMIT 1")
+        == f"{label} set at Final Review in Notion: assembly is redone"
+    )
+
+
 async def test_rejecting_the_first_gate_requeues_the_first_step(engine: AsyncEngine) -> None:
     first = page()
     await react(engine, first)
