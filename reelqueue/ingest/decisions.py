@@ -195,8 +195,9 @@ class Rules:
         }
         push = self._needs_push(target, values["error_log"], None, values["notion_seen"])
         if reason:
-            return Decision(Outcome.INVALID, reason, target, values, push)
-        return Decision(Outcome.CREATED, "set to Queued in Notion", target, values, push)
+            return Decision(Outcome.INVALID, reason, target=target, values=values, push=push)
+        why = "set to Queued in Notion"
+        return Decision(Outcome.CREATED, why, target=target, values=values, push=push)
 
     def _move(self, page: PageSnapshot, task: TaskRecord, status: str) -> Decision:
         """A Status edit to a task elsewhere: one row per (what was set, where the task is)."""
@@ -218,15 +219,15 @@ class Rules:
                 return Decision(
                     Outcome.CANCELLED,
                     "set to Cancelled in Notion",
-                    "cancelled",
-                    {"resume_step": None},
+                    target="cancelled",
+                    values={"resume_step": None},
                 )
             case Wanted.DRAFT, Kind.WAITING | Kind.RUNNING | Kind.GATE:
-                return Decision(Outcome.DRAFTED, "pulled back to Draft in Notion", "draft")
+                return Decision(Outcome.DRAFTED, "pulled back to Draft in Notion", target="draft")
             case Wanted.DRAFT, _:
-                return Decision(Outcome.DRAFTED, "set back to Draft in Notion", "draft")
+                return Decision(Outcome.DRAFTED, "set back to Draft in Notion", target="draft")
             case Wanted.APPROVAL, Kind.GATE if current.approval == status:
-                return Decision(Outcome.APPROVED, f"{label} set in Notion", status)
+                return Decision(Outcome.APPROVED, f"{label} set in Notion", target=status)
             case Wanted.APPROVAL, _:
                 return Decision(Outcome.NOOP, f"{label} does not apply: the task is at {at}")
             case Wanted.ERROR, Kind.GATE if self._rejects(status, task.status):
@@ -259,7 +260,8 @@ class Rules:
         }
         reason = invalid_reason(page, self._channels)
         if reason:
-            return Decision(Outcome.INVALID, reason, "invalid", {**values, "error_log": reason})
+            values["error_log"] = reason
+            return Decision(Outcome.INVALID, reason, target="invalid", values=values)
         row = self._table[task.status]
         values["error_log"] = ""
         if row.kind is Kind.ERROR:
@@ -267,7 +269,8 @@ class Rules:
         else:
             values["resume_step"] = None
             values["youtube_url"] = None
-        return Decision(Outcome.REQUEUED, f"re-queued from {row.label} in Notion", "queued", values)
+        why = f"re-queued from {row.label} in Notion"
+        return Decision(Outcome.REQUEUED, why, target="queued", values=values)
 
     def _redo_before_gate(self, task: TaskRecord, why: str) -> Decision:
         """The creator rejected what a gate shows: the step before it runs again."""
@@ -279,7 +282,8 @@ class Rules:
             "step_attempts": 0,
             "error_log": "",
         }
-        return Decision(Outcome.REJECTED, f"{why} in Notion: {step} is redone", target, values)
+        reason = f"{why} in Notion: {step} is redone"
+        return Decision(Outcome.REJECTED, reason, target=target, values=values)
 
     def _rejects(self, error_status: str, gate_status: str) -> bool:
         """Whether an error label names the step whose output this gate shows."""
