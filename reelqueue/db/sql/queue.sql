@@ -7,6 +7,33 @@
 --   {{running_step}}    each step ...
 --   {{running_status}}  ... and the status a task shows while it runs
 
+-- reelqueue_claim_lock --
+-- Take the fleet-wide claim lock, shared or alone, and return the fleet's slots: every
+-- claiming connection is tagged (application_name) with its worker's slots, the most one
+-- claim of it can take, and the tags are summed after the lock is held.
+CREATE OR REPLACE FUNCTION reelqueue_claim_lock(
+    p_lock_key bigint, p_worker text, p_slots int, p_shared boolean
+) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    tag text := left('reelqueue worker ' || p_slots || ' ' || p_worker, 63);
+BEGIN
+    IF current_setting('application_name') IS DISTINCT FROM tag THEN
+        PERFORM set_config('application_name', tag, false);
+    END IF;
+    IF p_shared THEN
+        PERFORM pg_advisory_xact_lock_shared(p_lock_key);
+    ELSE
+        PERFORM pg_advisory_xact_lock(p_lock_key);
+    END IF;
+    RETURN (SELECT coalesce(sum(substring(a.application_name
+                                          FROM '^reelqueue worker (\d+) ')::int), 0)
+            FROM pg_stat_get_activity(NULL) a
+            WHERE a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND a.application_name LIKE 'reelqueue worker %');
+END;
+$$;
+
 -- reelqueue_exchange --
 -- Record a worker's finished tasks and claim its next ones, in one statement.
 -- p_finished: [{"id", "expected", "final", "columns": {...}, "hops": [{"from_status",
@@ -41,7 +68,6 @@ DECLARE
     running_step CONSTANT text[] := {{running_step}};
     running_status CONSTANT text[] := {{running_status}};
     actor text := 'worker:' || p_worker;
-    tag text := left('reelqueue worker ' || p_slots || ' ' || p_worker, 63);
     fleet int;
     woken bigint[] := '{}';
     free int[];
@@ -61,30 +87,16 @@ BEGIN
     moved := '{}';
     tight := false;
     IF p_limit > 0 THEN
-        -- Every claiming connection is tagged with its worker's slots (the most it can
-        -- hold, so the most one claim of it can take), and the fleet's slots are summed
-        -- from the tags before the running counts are taken. While every cap has room
-        -- for the running tasks plus the whole fleet's slots, no set of claims running
-        -- side by side can pass a cap: claims then share the lock. Otherwise they take
-        -- it alone and in turns (a shared claim that finds the caps tight claims
-        -- nothing, and says so). Either way the counts below hold until this
-        -- transaction ends; each statement from here on sees what committed before the
-        -- lock. They are counted before this worker's finishes: it may claim only what
-        -- is free beyond the slots it holds. Were it to refill those unseen, a fleet at
-        -- its caps would keep its work on the workers that have it and starve the rest.
-        IF current_setting('application_name') IS DISTINCT FROM tag THEN
-            PERFORM set_config('application_name', tag, false);
-        END IF;
-        IF p_shared THEN
-            PERFORM pg_advisory_xact_lock_shared(p_lock_key);
-        ELSE
-            PERFORM pg_advisory_xact_lock(p_lock_key);
-        END IF;
-        SELECT coalesce(sum(substring(a.application_name FROM '^reelqueue worker (\d+) ')::int), 0)
-          INTO fleet
-          FROM pg_stat_get_activity(NULL) a
-         WHERE a.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND a.application_name LIKE 'reelqueue worker %';
+        -- While every cap has room for the running tasks plus the whole fleet's slots,
+        -- no set of claims running side by side can pass a cap: claims then share the
+        -- lock. Otherwise they take it alone and in turns (a shared claim that finds
+        -- the caps tight claims nothing, and says so). Either way the counts below hold
+        -- until this transaction ends; each statement from here on sees what committed
+        -- before the lock. They are counted before this worker's finishes: it may claim
+        -- only what is free beyond the slots it holds. Were it to refill those unseen, a
+        -- fleet at its caps would keep its work on the workers that have it and starve
+        -- the rest.
+        fleet := reelqueue_claim_lock(p_lock_key, p_worker, p_slots, p_shared);
         SELECT array_agg(cap.cap - coalesce(b.n, 0)::int ORDER BY cap.o)
           INTO free
           FROM unnest(p_channels, p_channel_caps) WITH ORDINALITY AS cap(channel, cap, o)
