@@ -124,7 +124,7 @@ class TaskEvent(Base):
     __tablename__ = "task_events"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    # A tasks.id, though no foreign key says so: see migration 0005.
+    # A tasks.id, though no foreign key says so: see migration 0006.
     task_id: Mapped[int] = mapped_column(BigInteger, index=True)
     from_status: Mapped[str | None] = mapped_column(Text)
     to_status: Mapped[str] = mapped_column(Text)
@@ -170,7 +170,7 @@ class OutboxEntry(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
-    task_id: Mapped[int] = mapped_column(BigInteger)  # a tasks.id: see migration 0005
+    task_id: Mapped[int] = mapped_column(BigInteger)  # a tasks.id: see migration 0006
     notion_page_id: Mapped[str] = mapped_column(Text)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONB)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
