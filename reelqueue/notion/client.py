@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
@@ -37,6 +37,7 @@ from reelqueue.notion.transport import (
     RequestStats,
     RetryingTransport,
     SendDeadlinePassed,
+    on_leaving,
     request_priority,
     send_deadline,
 )
@@ -161,9 +162,11 @@ class NotionClient:
         query: dict[str, Any] | None = None,
         body: dict[str, Any] | None = None,
         send_by: float | None = None,
+        leaving: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         reset = request_priority.set(priority)
         reset_deadline = send_deadline.set(send_by)
+        reset_leaving = on_leaving.set(leaving)
         try:
             answer = await self._sdk.request(path=path, method=method, query=query, body=body)
         except SendDeadlinePassed as error:
@@ -171,6 +174,7 @@ class NotionClient:
         except (NotionClientErrorBase, httpx.TransportError) as error:
             raise self._translate(error) from error
         finally:
+            on_leaving.reset(reset_leaving)
             send_deadline.reset(reset_deadline)
             request_priority.reset(reset)
         if not isinstance(answer, dict):
@@ -343,15 +347,19 @@ class NotionClient:
         *,
         priority: Priority = Priority.PUSH,
         send_by: float | None = None,
+        leaving: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
         """Change the named properties only; the whole page after.
 
         With `send_by` (a `time.monotonic()` moment) no attempt leaves after it: the call
         raises `NotionSendExpired` instead, so a write never outlives the read it relies on.
+        `leaving` is called as the first attempt leaves (the limiter let it through).
         """
         path = f"pages/{normalize_id(page_id)}"
         body = {"properties": properties}
-        return await self._request("PATCH", path, priority, body=body, send_by=send_by)
+        return await self._request(
+            "PATCH", path, priority, body=body, send_by=send_by, leaving=leaving
+        )
 
     async def create_page(
         self,

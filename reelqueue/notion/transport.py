@@ -10,7 +10,8 @@ full jitter. When attempts run out the last answer is returned (or the last tran
 error raised) for the SDK to turn into its error. Every attempt is counted per endpoint
 template and status. The token's workspace is learned from any GET /v1/users/me answer.
 A caller that sets `send_deadline` (a `time.monotonic()` moment) gets `SendDeadlinePassed`
-instead of an attempt that would leave later than that, however long it waited or retried.
+instead of an attempt that would leave later than that, however long it waited or retried;
+one that sets `on_leaving` is told when the first attempt leaves.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ RETRY_AFTER_CAP_S = 300.0
 
 request_priority: ContextVar[Priority] = ContextVar("notion_request_priority")
 send_deadline: ContextVar[float | None] = ContextVar("notion_send_deadline", default=None)
+# Called once, as the request's first attempt leaves (the limiter has let it through).
+on_leaving: ContextVar[Callable[[], None] | None] = ContextVar("notion_on_leaving", default=None)
 
 
 class SendDeadlinePassed(httpx.TransportError):
@@ -227,6 +230,8 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             except SendDeadlinePassed:
                 self.limiter.answered(sent_at, None)
                 raise
+            if attempt == 1 and (leaving := on_leaving.get()) is not None:
+                leaving()
             try:
                 response = await self._inner.handle_async_request(request)
             except _NOT_RETRIED_ERRORS:

@@ -12,8 +12,9 @@ within `window_s` of that read's start, up to `concurrency` at a time. A page wi
 webhook event not yet taken in by ingest is held back until a read has covered it.
 With a window budget (spendable at any pace) cycles overlap: the next read starts as
 soon as the last write a read allows has left, while earlier writes are still on the
-wire, so the budget goes out in one burst. Under plain pacing each cycle's writes finish
-first, since a read started meanwhile would take a token they wait for.
+wire, so the budget goes out in one burst. Under plain pacing the next read waits until
+each of the cycle's writes has left, since a read started before would take a token they
+wait for.
 
 Each write holds its page in `PageWrites` from before it leaves until its outcome is
 stored, so ingest leaves out reads of the page begun meanwhile. A task that moved while
@@ -293,6 +294,7 @@ class Pusher:
             writes.append((item, task, changes))
         room = self._room(read_at)
         launched: list[asyncio.Task[None]] = []
+        left: list[asyncio.Event] = []
         for index, (item, task, changes) in enumerate(writes):
             await slots.acquire()
             lag = time.monotonic() - read_at
@@ -302,12 +304,14 @@ class Pusher:
                 break
             result.read_to_write_s.append(lag)
             assert schema is not None
-            write = self._write(item, task, changes, schema, result, read_at)
-            launched.append(asyncio.create_task(_released(write, slots)))
+            left.append(asyncio.Event())
+            write = self._write(item, task, changes, schema, result, read_at, left[-1])
+            launched.append(asyncio.create_task(_released(write, slots, left[-1])))
         in_flight.extend(launched)
         if launched and self._notion.rate_limit_status().budget is None:
-            # Paced writes wait for their tokens: a read started now would take one of them.
-            await asyncio.gather(*launched)
+            # Paced writes wait for their tokens: a read started before they have all left
+            # would take one of them. Once they have, the next read may start.
+            await asyncio.gather(*(event.wait() for event in left))
 
     def _room(self, read_at: float) -> int:
         """How many writes the limiter can send before `window_s` after the read has passed.
@@ -358,9 +362,10 @@ class Pusher:
         schema: CalendarSchema,
         result: PushResult,
         read_at: float,
+        left: asyncio.Event,
     ) -> None:
         with self._writes.writing(item.page_id):
-            await self._write_and_record(item, task, changes, schema, result, read_at)
+            await self._write_and_record(item, task, changes, schema, result, read_at, left)
 
     async def _write_and_record(
         self,
@@ -370,6 +375,7 @@ class Pusher:
         schema: CalendarSchema,
         result: PushResult,
         read_at: float,
+        left: asyncio.Event,
     ) -> None:
         page_id, upto = item.page_id, item.upto
         properties = self._properties(schema, changes)
@@ -379,6 +385,7 @@ class Pusher:
                 schema.by_id(properties),
                 priority=Priority.PUSH,
                 send_by=read_at + self._window_s,
+                leaving=left.set,
             )
         except NotionSendExpired:
             # It waited past its read's window (a hold, a retry): the next cycle reads again.
@@ -462,11 +469,12 @@ class Pusher:
                 log.warning("push-back failed", notion_page_id=page_id, error=str(error))
 
 
-async def _released(write: Awaitable[None], slots: asyncio.Semaphore) -> None:
-    """Run one write and give its slot back."""
+async def _released(write: Awaitable[None], slots: asyncio.Semaphore, left: asyncio.Event) -> None:
+    """Run one write and give its slot back; `left` is set at the latest when it ends."""
     try:
         await write
     finally:
+        left.set()
         slots.release()
 
 

@@ -265,3 +265,31 @@ async def test_the_token_never_appears_in_logs_or_errors(
     texts.append(caplog.text)
     for token in (sandbox.token, wrong):
         assert not [text for text in texts if token in text]
+
+
+async def test_a_write_says_once_when_it_leaves_before_any_attempt_and_not_before(
+    sandbox: SandboxAdmin,
+) -> None:
+    await sandbox.reset(rps=1000.0, burst=1000)
+    pages = [p["id"] for p in await sandbox.pages()]
+    await sandbox.set_faults(error_rate=0.5, status_codes=TRANSIENT)
+    recorder = Recorder()
+    left_before: dict[str, int] = {}
+    calls: defaultdict[str, int] = defaultdict(int)
+    fast_retries = {"max_attempts": 12, "retry_base_s": 0.01}
+    async with client_for(sandbox, recorder, **fast_retries) as client:
+
+        async def write(page_id: str) -> None:
+            def leaving() -> None:
+                calls[page_id] += 1
+                left_before.setdefault(page_id, len(recorder.exchanges))
+
+            await client.update_page(page_id, {"Error Log": build_rich_text("x")}, leaving=leaving)
+
+        await asyncio.gather(*(write(p) for p in pages[:10]))
+    attempts = [e.request.url.path.rsplit("/", 1)[-1] for e in recorder.exchanges]
+    assert len(attempts) > 10, "some writes were retried"
+    assert dict(calls) == dict.fromkeys(pages[:10], 1), "once per write, whatever its retries"
+    for page_id, seen in left_before.items():
+        bare = page_id.replace("-", "")
+        assert bare not in [a.replace("-", "") for a in attempts[:seen]], "told before it left"
