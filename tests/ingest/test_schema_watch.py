@@ -14,7 +14,7 @@ from reelqueue.ingest.schema_watch import admissible
 from reelqueue.ingest.snapshot import PageSnapshot
 from reelqueue.ingest.webhooks import HANDLED_EVENT_TYPES, Delivery, Verdict, classify
 from reelqueue.statuses import StatusTable
-from tests.unit.test_calendar_schema import CHANNELS, LABELS, data_source
+from tests.calendar.test_schema import CHANNELS, LABELS, data_source
 
 TABLE = StatusTable()
 OURS = "6f1c2a8e-1b7d-4e4a-9a55-0e3c3f0c1a01"
