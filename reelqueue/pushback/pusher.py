@@ -365,66 +365,62 @@ class Pusher:
         left: asyncio.Event,
     ) -> None:
         with self._writes.writing(item.page_id):
-            await self._write_and_record(item, task, changes, schema, result, read_at, left)
+            page_id, upto = item.page_id, item.upto
+            properties = self._properties(schema, changes)
+            try:
+                await self._notion.update_page(
+                    page_id,
+                    schema.by_id(properties),
+                    priority=Priority.PUSH,
+                    send_by=read_at + self._window_s,
+                    leaving=left.set,
+                )
+            except NotionSendExpired:
+                # It waited past its read's window (a hold, a retry): the next cycle reads again.
+                result.writes_expired += 1
+                return
+            except NotionNotFound:
+                async with self._engine.begin() as conn:
+                    result.pages_missing += await mark_missing(conn, {page_id: "unshared"})
+                await self._done(page_id, upto)
+                return
+            except (NotionUnavailable, NotionRateLimited) as exc:
+                log.warning(
+                    "push-back paused: Notion is unavailable",
+                    notion_page_id=page_id,
+                    error=str(exc),
+                )
+                result.failures += 1
+                result.paused = True
+                return
+            except NotionAPIError as exc:
+                await self._failed(page_id, upto, exc)
+                result.failures += 1
+                return
 
-    async def _write_and_record(
-        self,
-        item: _Pending,
-        task: TaskRecord,
-        changes: dict[str, Any],
-        schema: CalendarSchema,
-        result: PushResult,
-        read_at: float,
-        left: asyncio.Event,
-    ) -> None:
-        page_id, upto = item.page_id, item.upto
-        properties = self._properties(schema, changes)
-        try:
-            await self._notion.update_page(
-                page_id,
-                schema.by_id(properties),
-                priority=Priority.PUSH,
-                send_by=read_at + self._window_s,
-                leaving=left.set,
-            )
-        except NotionSendExpired:
-            # It waited past its read's window (a hold, a retry): the next cycle reads again.
-            result.writes_expired += 1
-            return
-        except NotionNotFound:
-            async with self._engine.begin() as conn:
-                result.pages_missing += await mark_missing(conn, {page_id: "unshared"})
-            await self._done(page_id, upto)
-            return
-        except (NotionUnavailable, NotionRateLimited) as exc:
-            log.warning(
-                "push-back paused: Notion is unavailable", notion_page_id=page_id, error=str(exc)
-            )
-            result.failures += 1
-            result.paused = True
-            return
-        except NotionAPIError as exc:
-            await self._failed(page_id, upto, exc)
-            result.failures += 1
-            return
+            async def record(conn: AsyncConnection) -> None:
+                await conn.execute(
+                    update(_tasks)
+                    .where(_tasks.c.id == task.id)
+                    .values(notion_seen=_tasks.c.notion_seen.op("||")(_jsonb(changes)))
+                )
+                await conn.execute(_sent(page_id, upto))
+                now = (await load_tasks_by_page(conn, [page_id])).get(page_id)
+                if (
+                    now is not None
+                    and now.page_missing is None
+                    and changed_fields(now, self._table)
+                ):
+                    # The task moved while the write was on its way: the page is behind again.
+                    await record_changes(conn, [_behind(now)])
 
-        async def record(conn: AsyncConnection) -> None:
-            await conn.execute(
-                update(_tasks)
-                .where(_tasks.c.id == task.id)
-                .values(notion_seen=_tasks.c.notion_seen.op("||")(_jsonb(changes)))
+            await run_in_transaction(self._engine, record, what="page written")
+            result.pages_written += 1
+            for name in properties:
+                result.properties_written[name] = result.properties_written.get(name, 0) + 1
+            log.info(
+                "page updated", notion_page_id=page_id, task_id=task.id, fields=sorted(changes)
             )
-            await conn.execute(_sent(page_id, upto))
-            now = (await load_tasks_by_page(conn, [page_id])).get(page_id)
-            if now is not None and now.page_missing is None and changed_fields(now, self._table):
-                # The task moved while the write was on its way: the page is behind again.
-                await record_changes(conn, [_behind(now)])
-
-        await run_in_transaction(self._engine, record, what="page written")
-        result.pages_written += 1
-        for name in properties:
-            result.properties_written[name] = result.properties_written.get(name, 0) + 1
-        log.info("page updated", notion_page_id=page_id, task_id=task.id, fields=sorted(changes))
 
     def _properties(self, schema: CalendarSchema, changes: Mapping[str, Any]) -> dict[str, Any]:
         names = schema.names
