@@ -11,71 +11,72 @@ itself.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections import Counter
+from collections import Counter, deque
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.ingest.webhooks import Delivery, record_events
+from reelqueue.queue.lifecycle import BackgroundService
 
 __all__ = ["InboxWriter"]
 
 log = structlog.get_logger(__name__)
 
 
-class InboxWriter:
-    """Batches verified deliveries into the inbox. Stopping before starting, or twice, is fine."""
+class InboxWriter(BackgroundService):
+    """Batches verified deliveries into the inbox; follows the service lifecycle, and
+    writes what is waiting before it stops. Deliveries taken while it is stopped wait
+    for the next start."""
+
+    name = "inbox-writer"
 
     def __init__(
         self, engine: AsyncEngine, *, bot_user_id: str | None, max_batch: int = 500
     ) -> None:
+        super().__init__()
         self._engine = engine
         self._bot_user_id = bot_user_id
         self._max_batch = max_batch
-        self._queue: asyncio.Queue[Delivery] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._waiting: deque[Delivery] = deque()
+        self._arrived = asyncio.Event()
         self.verdicts: Counter[str] = Counter()
         self.idle = asyncio.Event()
         self.idle.set()
 
-    def start(self) -> None:
-        """Begin writing in a background task of the running loop."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inbox-writer")
-
     def put(self, delivery: Delivery) -> None:
         """Take one verified delivery; it is written shortly after."""
         self.idle.clear()
-        self._queue.put_nowait(delivery)
-
-    async def stop(self) -> None:
-        """Write what is waiting, then stop."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        await self._drain()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    async def _drain(self) -> None:
-        while not self._queue.empty():
-            await self._write(self._take())
+        self._waiting.append(delivery)
+        self._arrived.set()
 
     def _take(self) -> list[Delivery]:
         batch: list[Delivery] = []
-        while not self._queue.empty() and len(batch) < self._max_batch:
-            batch.append(self._queue.get_nowait())
+        while self._waiting and len(batch) < self._max_batch:
+            batch.append(self._waiting.popleft())
         return batch
 
-    async def _run(self) -> None:
+    async def _serve(self, stopping: asyncio.Event) -> None:
         while True:
-            first = await self._queue.get()
-            batch = [first, *self._take()]
-            await self._write(batch)
-            if self._queue.empty():
+            if not self._waiting:
                 self.idle.set()
+                if stopping.is_set():
+                    return
+                await self._arrival(stopping)
+            await self._write(self._take())
+
+    async def _arrival(self, stopping: asyncio.Event) -> None:
+        """Until a delivery waits, or the writer is asked to stop."""
+        self._arrived.clear()
+        if self._waiting:
+            return
+        arrived = asyncio.ensure_future(self._arrived.wait())
+        stopped = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({arrived, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            arrived.cancel()
 
     async def _write(self, batch: list[Delivery]) -> None:
         if not batch:

@@ -1,7 +1,7 @@
 """The reaper: tasks whose worker stopped heartbeating go back to the queue.
 
-Workers reap as they claim, and the leader reaps too, so a dead worker's tasks come
-back even when no worker process is alive. Two reapers at once are fine: each
+Workers reap every poll interval, and the leader reaps too, so a dead worker's tasks
+come back even when no worker process is alive. Two reapers at once are fine: each
 expired lease is taken by one of them (the rows are locked, others skipped).
 """
 
@@ -16,6 +16,7 @@ from reelqueue.config import Settings
 from reelqueue.db.retry import run_in_transaction
 from reelqueue.pipeline.transitions import failure_outcome
 from reelqueue.queue import ExpiredLease, TaskChange, apply_changes, expired_leases
+from reelqueue.queue.lifecycle import BackgroundService, until_stopped
 from reelqueue.queue.supervise import LoopHealth, attempt
 from reelqueue.statuses import StatusTable
 
@@ -24,14 +25,24 @@ __all__ = ["Reaper"]
 log = structlog.get_logger(__name__)
 
 
-class Reaper:
-    """Returns expired leases to the queue: a transient failure of the step, retried at once."""
+class Reaper(BackgroundService):
+    """Returns expired leases to the queue every `interval_s`: a transient failure of the
+    step, retried at once. A failed pass is counted in `health` and retried after a backoff."""
+
+    name = "reaper"
 
     def __init__(
-        self, engine: AsyncEngine, settings: Settings, *, health: LoopHealth | None = None
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        *,
+        interval_s: float = 2.0,
+        health: LoopHealth | None = None,
     ) -> None:
+        super().__init__()
         self._engine = engine
         self._settings = settings
+        self._interval_s = interval_s
         self._table = StatusTable(settings.status_labels)
         self.health = health or LoopHealth("reaper")
 
@@ -50,12 +61,17 @@ class Reaper:
             )
         return [c.task_id for c in changes]
 
-    async def run(self, interval_s: float) -> None:
-        """Reap every `interval_s` until cancelled; a failed pass is counted and retried."""
+    async def _serve(self, stopping: asyncio.Event) -> None:
         self.health.started()
+        try:
+            await until_stopped(stopping, self._loop())
+        finally:
+            self.health.stopped()
+
+    async def _loop(self) -> None:
         while True:
             if await attempt(self.health, self.reap):
-                await asyncio.sleep(interval_s)
+                await asyncio.sleep(self._interval_s)
 
     def _reaped(self, lease: ExpiredLease) -> TaskChange:
         message = f"lease expired: worker {lease.locked_by} stopped heartbeating"

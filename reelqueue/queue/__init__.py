@@ -13,6 +13,7 @@ from reelqueue.queue.claim import (
     waiting_status_for,
 )
 from reelqueue.queue.leader import LEADER_LOCK_KEY, LeaderElection
+from reelqueue.queue.lifecycle import BackgroundService, Lifecycle, stop_all
 from reelqueue.queue.missing import MOVED, hold_moved, mark_missing, release_found
 from reelqueue.queue.notify import Listener
 from reelqueue.queue.operations import (
@@ -42,12 +43,14 @@ __all__ = [
     "MOVED",
     "OUTBOX_CHANNEL",
     "TASKS_CHANNEL",
+    "BackgroundService",
     "ClaimLimits",
     "ClaimedTask",
     "Exchanged",
     "ExpiredLease",
     "Finish",
     "LeaderElection",
+    "Lifecycle",
     "Listener",
     "NewTask",
     "TaskChange",
@@ -71,6 +74,7 @@ __all__ = [
     "retry_task",
     "running_status_for",
     "status_counts",
+    "stop_all",
     "task_history",
     "waiting_status_for",
 ]

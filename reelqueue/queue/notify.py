@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 import structlog
 
+from reelqueue.queue.lifecycle import BackgroundService, until_stopped
 from reelqueue.queue.supervise import LoopHealth, describe_error
 
 __all__ = ["Listener"]
@@ -18,15 +19,17 @@ log = structlog.get_logger(__name__)
 Callback = Callable[[str, str], None]
 
 
-class Listener:
+class Listener(BackgroundService):
     """Calls `callback(channel, payload)` for each notification on `channels`.
 
     A lost connection (server restart, `pg_terminate_backend`), or any other failure,
     is re-opened with a short backoff and `on_reconnect` is called, since notifications
     sent while disconnected are gone: the caller should look for work it may have missed.
-    `health` says whether it is listening, and counts the failures. Stopping before
-    starting, or twice, is fine.
+    `health` says whether it is listening, and counts the failures. It follows the
+    service lifecycle (`start()`, `stop()`).
     """
+
+    name = "listener"
 
     def __init__(
         self,
@@ -38,28 +41,21 @@ class Listener:
         check_interval_s: float = 1.0,
         health: LoopHealth | None = None,
     ) -> None:
+        super().__init__()
         self._url = url
         self._channels = list(channels)
         self._callback = callback
         self._on_reconnect = on_reconnect
         self._check_interval_s = check_interval_s
-        self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.health = health or LoopHealth("listener")
 
-    def start(self) -> None:
-        """Begin listening in a background task."""
-        if self._task is None:
-            self.health.started()
-            self._task = asyncio.create_task(self._run(), name="listener")
-
-    async def stop(self) -> None:
-        """Stop listening and close the connection."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    async def _serve(self, stopping: asyncio.Event) -> None:
+        self.health.started()
+        try:
+            await until_stopped(stopping, self._listen())
+        finally:
             self.health.stopped()
 
     def _deliver(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
@@ -68,7 +64,7 @@ class Listener:
         except Exception:
             log.exception("notification handler failed", channel=channel)
 
-    async def _run(self) -> None:
+    async def _listen(self) -> None:
         first = True
         while True:
             conn: asyncpg.Connection | None = None

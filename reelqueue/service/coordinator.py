@@ -47,6 +47,7 @@ from reelqueue.ingest.applied import (
 from reelqueue.logs import correlation
 from reelqueue.notion import NotionError
 from reelqueue.pushback import Pusher, PushResult
+from reelqueue.queue.lifecycle import BackgroundService, until_stopped
 from reelqueue.queue.supervise import LoopHealth, attempt, describe_error, supervise
 
 __all__ = ["CLOCK_SKEW", "HOT_POLL_INTERVAL_S", "HOT_S", "Coordinator"]
@@ -70,8 +71,11 @@ FOLLOW_UP_POLL_S = 2.0
 PUSH_IDLE_S = 5.0
 
 
-class Coordinator:
-    """Runs ingest and push-back while this process leads.
+class Coordinator(BackgroundService):
+    """Runs ingest and push-back while this process leads (from `start()` to `stop()`).
+
+    Stopping cancels both loops at once, mid-pass if need be: a leader that lost its
+    lock stops writing now, and a pass cut short is done again by the next leader.
 
     For health and tests: `last_poll_ok_at` is when a read of Notion last succeeded
     (UTC); `last_push` is what the latest push-back drain did, and `pushed` is set after
@@ -93,6 +97,7 @@ class Coordinator:
         ingest_health: LoopHealth | None = None,
         push_health: LoopHealth | None = None,
     ) -> None:
+        super().__init__()
         self._pollers = list(pollers)
         self._by_source = {p.data_source_id: p for p in self._pollers}
         self._pusher = pusher
@@ -128,35 +133,38 @@ class Coordinator:
         """Mark the calendar hot: edits in the next minute may reach us a minute late."""
         self._hot_until = time.monotonic() + self._hot_s
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Lead until `stop` is set (or the task is cancelled on lost leadership)."""
+    name = "coordinator"
+
+    async def _serve(self, stopping: asyncio.Event) -> None:
         self.ingest.started()
         self.push.started()
         try:
-            await self._guarded(self._reconcile_all)
-            await self._guarded(self._incremental_all)
-            self.ready.set()
-            loops = [
-                asyncio.create_task(
-                    supervise(self.ingest, functools.partial(self._ingest_loop, stop)),
-                    name="ingest",
-                ),
-                asyncio.create_task(
-                    supervise(self.push, functools.partial(self._push_loop, stop)),
-                    name="push-back",
-                ),
-            ]
-            stopper = asyncio.create_task(stop.wait(), name="stop")
-            try:
-                await asyncio.wait([*loops, stopper], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stopper.cancel()
-                for task in loops:
-                    task.cancel()
-                await asyncio.gather(*loops, return_exceptions=True)
+            await until_stopped(stopping, self._lead(stopping))
         finally:
             self.ingest.stopped()
             self.push.stopped()
+
+    async def _lead(self, stop: asyncio.Event) -> None:
+        """A first full read, then ingest and push-back side by side until either ends."""
+        await self._guarded(self._reconcile_all)
+        await self._guarded(self._incremental_all)
+        self.ready.set()
+        loops = [
+            asyncio.create_task(
+                supervise(self.ingest, functools.partial(self._ingest_loop, stop)),
+                name="ingest",
+            ),
+            asyncio.create_task(
+                supervise(self.push, functools.partial(self._push_loop, stop)),
+                name="push-back",
+            ),
+        ]
+        try:
+            await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
 
     async def _ingest_loop(self, stop: asyncio.Event) -> None:
         # Started again after a failure: poll at once, the failure may have hidden edits.

@@ -32,6 +32,7 @@ from reelqueue.pipeline import Worker, load_step_sets
 from reelqueue.pipeline.reaper import Reaper
 from reelqueue.pushback import Pusher
 from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
+from reelqueue.queue.lifecycle import stop_all
 from reelqueue.queue.supervise import LoopHealth, combined
 from reelqueue.service.coordinator import Coordinator
 from reelqueue.service.deployment import DeploymentClaim, claim_deployment
@@ -138,7 +139,6 @@ class Service:
         self._engine: AsyncEngine | None = None
         self._web: WebServer | None = None
         self._inbox: InboxWriter | None = None
-        self._worker_task: asyncio.Task[None] | None = None
         self.worker: Worker | None = None
         self.notion: NotionClient | None = None
         self.coordinator: Coordinator | None = None
@@ -219,7 +219,7 @@ class Service:
         )
         webhook_token = self._settings.notion_webhook_token
         self._inbox = InboxWriter(self._engine, bot_user_id=self.bot_user_id)
-        self._inbox.start()
+        await self._inbox.start()
         state = WebState(
             engine=self._engine,
             inbox=self._inbox,
@@ -243,20 +243,16 @@ class Service:
                 load_step_sets(self._settings.step_sets),
                 concurrency=self._options.workers,
             )
-            self._worker_task = asyncio.create_task(self.worker.run(self._stop), name="worker")
+            await self.worker.start()
 
     async def stop(self) -> None:
         """Stop serving, record the webhooks taken, stop leading, and close connections."""
         self._stop.set()
-        if self._web is not None:
-            await self._web.stop()
-            self._web = None
-        if self._inbox is not None:
-            await self._inbox.stop()
-        working, self._worker_task = self._worker_task, None
+        await stop_all(service for service in (self._web, self._inbox, self.worker) if service)
+        self._web = None
         leading, self._leader_task = self._leader_task, None
         marking, self._deployment_task = self._deployment_task, None
-        for task in (working, leading, marking):
+        for task in (leading, marking):
             if task is not None:
                 await _joined(task)
         if self.notion is not None:
@@ -372,25 +368,34 @@ class Service:
             health=self._listening,
         )
         assert self._engine is not None
-        reaper = Reaper(self._engine, self._settings, health=self._reaping)
-        listener.start()
-        self.coordinator = self._build(calendars, doorbell)
+        reaper = Reaper(
+            self._engine,
+            self._settings,
+            interval_s=self._options.reap_interval_s,
+            health=self._reaping,
+        )
+        coordinator = self.coordinator = self._build(calendars, doorbell)
+        for service in (listener, reaper, coordinator):
+            service.start()
         self.leading.set()
-        tasks = [
-            asyncio.create_task(self._election.watch(), name="leader-watch"),
-            asyncio.create_task(self.coordinator.run(self._stop), name="coordinator"),
-            asyncio.create_task(reaper.run(self._options.reap_interval_s), name="reaper"),
+        watching = asyncio.create_task(self._election.watch(), name="leader-watch")
+        waits = [
+            watching,
+            asyncio.create_task(self._stop.wait(), name="stop"),
+            asyncio.create_task(coordinator.wait_ended(), name="coordinator"),
+            asyncio.create_task(reaper.wait_ended(), name="reaper"),
         ]
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            # Cancelled before anything else: a leader that lost its lock stops writing now.
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for waiting in waits:
+                waiting.cancel()
+            # The coordinator first: a leader that lost its lock stops writing now.
+            await stop_all([coordinator, reaper, listener])
+            await asyncio.gather(*waits, return_exceptions=True)
             self.leading.clear()
-            self._reaping.stopped()
-            await listener.stop()
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise RuntimeError(f"{task.get_name()} ended") from task.exception()
+        if watching in done and not watching.cancelled() and watching.exception() is not None:
+            raise RuntimeError("leader-watch ended") from watching.exception()
+        for name, service in (("coordinator", coordinator), ("reaper", reaper)):
+            if service.failure is not None:
+                raise RuntimeError(f"{name} ended") from service.failure

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator
+import socket
+from collections.abc import Callable, Generator
 
 import uvicorn
 from fastapi import FastAPI
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from reelqueue.queue.lifecycle import BackgroundService
 
 __all__ = ["HEAD_TIMEOUT_S", "WebServer"]
 
@@ -58,18 +61,37 @@ class _HeadDeadlineProtocol(HttpToolsProtocol):
 
 
 class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the service."""
+    """A uvicorn server that leaves signal handling to the service, says when it serves,
+    and turns a port it cannot bind into an `OSError` (uvicorn would exit the process)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            where = f"{self.config.host}:{self.config.port}"
+            raise OSError(f"the web server could not listen on {where}") from None
+        self._on_started()
 
-class WebServer:
-    """The web app on host:port (0 picks a free port); stopping twice is fine."""
+
+class WebServer(BackgroundService):
+    """The web app on host:port (0 picks a free port), following the service lifecycle:
+    awaiting `start()` returns once connections are accepted; `stop()` stops accepting
+    and finishes the requests in flight."""
+
+    name = "web"
+    up_at_once = False
 
     def __init__(self, app: FastAPI, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-        config = uvicorn.Config(
+        super().__init__()
+        self._config = uvicorn.Config(
             app,
             host=host,
             port=port,
@@ -78,18 +100,25 @@ class WebServer:
             lifespan="off",
             http=_HeadDeadlineProtocol,
         )
-        self._server = _QuietServer(config)
-        self._task: asyncio.Task[None] | None = None
+        self._server = _QuietServer(self._config, self._up)
         self.host = host
 
-    async def start(self) -> None:
-        """Bind and start serving; returns once connections are accepted."""
-        self._task = asyncio.create_task(self._server.serve(), name="web")
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise OSError(f"the web server could not listen on {self.host}")
-            await asyncio.sleep(0.01)
+    async def _serve(self, stopping: asyncio.Event) -> None:
+        server = self._server = _QuietServer(self._config, self._up)
+        serving = asyncio.ensure_future(server.serve())
+        stopped = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            server.should_exit = True
+            await serving
+        except asyncio.CancelledError:
+            # Hurried: close the listening socket, without waiting for open connections.
+            server.should_exit = server.force_exit = True
+            await asyncio.wait({serving}, timeout=1.0)
+            raise
+        finally:
+            stopped.cancel()
+            serving.cancel()
 
     @property
     def port(self) -> int:
@@ -98,18 +127,9 @@ class WebServer:
         for server in servers:
             for sock in server.sockets:
                 return int(sock.getsockname()[1])
-        return int(self._server.config.port)
+        return int(self._config.port)
 
     @property
     def base_url(self) -> str:
         """The URL clients use to reach the app."""
         return f"http://{self.host}:{self.port}"
-
-    async def stop(self) -> None:
-        """Stop accepting connections and finish the ones in flight."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        self._server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -96,6 +96,14 @@ class Running:
         self.stop = asyncio.Event()
         self.task = asyncio.create_task(worker.run(self.stop))
 
+    async def went_round(self) -> None:
+        """Wake the worker and wait until it has been round its claim loop once more."""
+        claimer = self.worker.claimer
+        assert claimer is not None
+        claimer.went_round.clear()
+        self.worker.wake()
+        await asyncio.wait_for(claimer.went_round.wait(), 20)
+
     async def close(self) -> None:
         self.stop.set()
         await asyncio.wait_for(self.task, 30)
@@ -156,14 +164,15 @@ async def test_a_gate_holds_the_task_until_it_is_approved(
     engine: AsyncEngine, run_worker: Callable[..., Running]
 ) -> None:
     (page,) = await queue(engine, 1, GATED)
-    run_worker(channels=GATED)
 
     async def at(status: str) -> bool:
         found = await scalar(engine, "SELECT status FROM tasks WHERE notion_page_id=:p", p=page)
         return bool(found == status)
 
+    running = run_worker(channels=GATED)
     await wait_for(lambda: at("assets_ready"))
-    await asyncio.sleep(1.0)
+    await running.went_round()
+    await running.went_round()
     assert await at("assets_ready"), "a gate must hold the task until someone approves"
     task_id = await scalar(engine, "SELECT id FROM tasks WHERE notion_page_id=:p", p=page)
     async with engine.begin() as conn:
@@ -221,7 +230,7 @@ async def test_a_permanent_failure_shows_the_error_and_a_retry_resumes_there(
     task_id = await scalar(engine, "SELECT id FROM tasks")
     async with engine.begin() as conn:
         await retry_task(conn, task_id, TABLE)
-    running.worker._wake.set()
+    running.worker.wake()
     await wait_for(lambda: all_in(engine, "published", 1))
     assert calls == {
         "assets": 1, "composites": 1, "video": 1, "audio": 2, "sfx": 1, "assembly": 1, "upload": 1,
@@ -303,7 +312,9 @@ async def test_wake_ups_resume_after_the_listening_connection_is_killed(
 ) -> None:
     running = run_worker(poll_s=30.0)
     await running.worker.started.wait()
-    await asyncio.sleep(0.3)
+    listener = running.worker.listener
+    assert listener is not None
+    await asyncio.wait_for(listener.connected.wait(), 10)
     async with engine.connect() as conn:
         killed = await conn.scalar(
             text(
@@ -312,12 +323,14 @@ async def test_wake_ups_resume_after_the_listening_connection_is_killed(
             )
         )
     assert killed == 1
-    await asyncio.sleep(1.5)
-    started = asyncio.get_running_loop().time()
+
+    async def reconnected() -> bool:
+        return listener.reconnects == 1 and listener.connected.is_set()
+
+    await wait_for(reconnected, within_s=10)
+    # The claim loop polls every 30 s: a task published within 10 s was woken by NOTIFY.
     await queue(engine, 1, AUTO)
     await wait_for(lambda: all_in(engine, "published", 1), within_s=10)
-    took = asyncio.get_running_loop().time() - started
-    assert took < 5, "woken by NOTIFY again, not by the 30 s poll"
 
 
 async def test_a_step_cap_holds_across_workers(
