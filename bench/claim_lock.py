@@ -19,8 +19,9 @@ one `exchange` records the tasks it holds as done (to the assets gate, with hist
 outbox rows and NOTIFY) and claims as many again. Jobs per second run on the server's
 clock from the moment the workers may start to the last completion's commit.
 
-Prints one JSON object per round, then a summary: each variant's median and spread
-(max - min over min, in per cent), and shared / exclusive.
+Prints one JSON object per round (with the 1-minute load average, which counts the
+benchmark's own processes), then a summary: each variant's median and spread (max - min
+over min, in per cent), and shared / exclusive, of the medians and round by round.
 
     .venv/bin/python -m bench.claim_lock [--jobs 5000] [--workers 5] [--slots 10] [--rounds 5]
 """
@@ -31,6 +32,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import statistics
 import tempfile
 import time
@@ -190,6 +192,7 @@ def one_round(variant: str, url: str, jobs: int, workers: int, slots: int) -> di
         "completed": done,
         "seconds": round(elapsed, 3),
         "jobs_per_s": round(done / elapsed, 1),
+        "load_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -253,6 +256,10 @@ def main() -> None:
                 results["shared"]["median_jobs_per_s"] / results["exclusive"]["median_jobs_per_s"],
                 3,
             ),
+            "shared_over_exclusive_by_round": [
+                round(s["jobs_per_s"] / e["jobs_per_s"], 3)
+                for s, e in zip(runs["shared"], runs["exclusive"], strict=True)
+            ],
             "bench_seconds": round(time.perf_counter() - started, 1),
         }
     )

@@ -10,7 +10,13 @@
 -- reelqueue_claim_lock --
 -- Take the fleet-wide claim lock, shared or alone, and return the fleet's slots: every
 -- claiming connection is tagged (application_name) with its worker's slots, the most one
--- claim of it can take, and the tags are summed after the lock is held.
+-- claim of it can take, and the tags are summed after the lock is held. Caps stay exact:
+-- of the claims that share the lock and take tasks, the last to sum the tags saw every
+-- other's (each tagged before it summed), and it shared only if each cap had room for
+-- what runs plus all those slots; a claim near a cap takes the lock alone. All of it
+-- (tag, transaction-scoped lock, counts) lives in the claim's one transaction on one
+-- server connection, so a transaction-pooling PgBouncer changes nothing: a tag left on
+-- an idle connection only counts slots twice, so claims go alone sooner.
 CREATE OR REPLACE FUNCTION reelqueue_claim_lock(
     p_lock_key bigint, p_worker text, p_slots int, p_shared boolean
 ) RETURNS int
