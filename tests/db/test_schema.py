@@ -109,16 +109,21 @@ async def test_a_database_at_0006_upgrades_in_place_and_loses_stale_functions(
 ) -> None:
     conn = await asyncpg.connect(database_url)
     try:
+        # The exchange as migration 0005 left it: eight arrays where one JSON array is now.
         await conn.execute(
-            "CREATE FUNCTION reelqueue_claim(p_worker text, p_limit int) RETURNS SETOF tasks"
-            " LANGUAGE sql AS 'SELECT * FROM tasks WHERE false'"
+            "CREATE FUNCTION reelqueue_exchange(text, bigint[], text[], text[], jsonb[],"
+            " bigint[], text[], text[], text[], int, interval, text[], int[], text[], int[],"
+            " bigint, int, boolean) RETURNS int LANGUAGE sql AS 'SELECT 0'"
         )
         await conn.execute("DROP INDEX ix_tasks_runnable")
         await conn.execute(
             "CREATE INDEX ix_tasks_runnable ON tasks (channel, priority, created_at, id)"
             " WHERE status IN ('queued')"
         )
-        before = await conn.fetchval("SELECT count(*) FROM tasks")
+        await conn.execute(
+            "INSERT INTO tasks (notion_page_id, data_source_id, channel, title)"
+            " VALUES ('page', 'ds', 'science', 'A video')"
+        )
     finally:
         await conn.close()
 
@@ -132,13 +137,18 @@ async def test_a_database_at_0006_upgrades_in_place_and_loses_stale_functions(
                 "SELECT proname FROM pg_proc WHERE proname LIKE 'reelqueue\\_%'"
             )
         }
+        overloads = await conn.fetchval(
+            "SELECT count(*) FROM pg_proc WHERE proname LIKE 'reelqueue\\_%'"
+        )
         indexdef = await conn.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_tasks_runnable'"
         )
-        assert await conn.fetchval("SELECT count(*) FROM tasks") == before
+        kept = await conn.fetchval("SELECT title FROM tasks WHERE notion_page_id = 'page'")
     finally:
         await conn.close()
+    assert kept == "A video"
     assert names == set(pieces())
+    assert overloads == len(pieces())
     assert "'approved'::text" in indexdef
     assert await current_revision(database_url) == "0006"
 
