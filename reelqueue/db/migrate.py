@@ -22,7 +22,14 @@ from reelqueue.db.engine import sqlalchemy_url
 from reelqueue.db.queue_sql import install
 from reelqueue.errors import UserError
 
-__all__ = ["RetiredRevision", "current_revision", "downgrade", "head_revision", "upgrade"]
+__all__ = [
+    "RETIRED_REVISIONS",
+    "RetiredRevision",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "upgrade",
+]
 
 # Revisions squashed into the first migration (0006) while reelqueue was 0.x.
 RETIRED_REVISIONS = frozenset({"0001", "0002", "0003", "0004", "0005"})

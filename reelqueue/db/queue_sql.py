@@ -29,6 +29,7 @@ __all__ = [
     "pieces",
     "render",
     "runnable_index_sql",
+    "runnable_statuses",
 ]
 
 SQL_FILES = ("queue.sql",)
