@@ -118,11 +118,26 @@ class Coordinator(BackgroundService):
         self.ready = asyncio.Event()
         self.last_notion_error: str | None = None
         self.last_poll_ok_at: datetime | None = None
-        self.read_to_write_s: list[float] = []
-        self.last_push: PushResult | None = None
-        self.pushed = asyncio.Event()
         self.ingest = ingest_health or LoopHealth("ingest")
         self.push = push_health or LoopHealth("push-back")
+        self.push_back = PushBack(
+            pusher, doorbell, self.fresh_read, health=self.push, on_written=self.heat
+        )
+
+    @property
+    def last_push(self) -> PushResult | None:
+        """What the latest push-back drain did."""
+        return self.push_back.last_push
+
+    @property
+    def pushed(self) -> asyncio.Event:
+        """Set after each push-back drain."""
+        return self.push_back.pushed
+
+    @property
+    def read_to_write_s(self) -> list[float]:
+        """The last 1,000 read-to-write lags of push-back."""
+        return self.push_back.read_to_write_s
 
     @property
     def hot(self) -> bool:
@@ -141,30 +156,17 @@ class Coordinator(BackgroundService):
         try:
             await until_stopped(stopping, self._lead(stopping))
         finally:
+            await self.push_back.stop()
             self.ingest.stopped()
             self.push.stopped()
 
     async def _lead(self, stop: asyncio.Event) -> None:
-        """A first full read, then ingest and push-back side by side until either ends."""
+        """A first full read, then ingest, with push-back beside it."""
         await self._guarded(self._reconcile_all)
         await self._guarded(self._incremental_all)
         self.ready.set()
-        loops = [
-            asyncio.create_task(
-                supervise(self.ingest, functools.partial(self._ingest_loop, stop)),
-                name="ingest",
-            ),
-            asyncio.create_task(
-                supervise(self.push, functools.partial(self._push_loop, stop)),
-                name="push-back",
-            ),
-        ]
-        try:
-            await asyncio.wait(loops, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in loops:
-                task.cancel()
-            await asyncio.gather(*loops, return_exceptions=True)
+        self.push_back.start()
+        await supervise(self.ingest, functools.partial(self._ingest_loop, stop))
 
     async def _ingest_loop(self, stop: asyncio.Event) -> None:
         # Started again after a failure: poll at once, the failure may have hidden edits.
@@ -214,58 +216,6 @@ class Coordinator(BackgroundService):
         """When the next recent read is due while hot (the oldest data source's)."""
         started = [self._recent.get(s, (0.0, None))[0] for s in self._by_source]
         return min(started, default=0.0) + self._hot_poll_interval_s
-
-    async def _push_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            progressed = await self._push_round()
-            if progressed:
-                continue
-            waiter = asyncio.create_task(self._doorbell.wait_push(PUSH_IDLE_S))
-            stopper = asyncio.create_task(stop.wait())
-            try:
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                waiter.cancel()
-                stopper.cancel()
-
-    async def _push_round(self) -> bool:
-        """Drain one batch of the outbox; whether it wrote or settled any page."""
-        if not await self._pusher.pending_pages():
-            self.push.ok()
-            return False
-        try:
-            with correlation(source="push"):
-                result = await self._pusher.push_pending(self.fresh_read)
-        except NotionError as exc:
-            self.last_notion_error = str(exc)
-            self.push.failed(exc)
-            log.warning(
-                "push-back failed; retrying on the next turn",
-                error=describe_error(exc),
-                failures=self.push.failures,
-            )
-            await asyncio.sleep(max(1.0, self.push.backoff_s()))
-            return False
-        self.push.ok()
-        self.read_to_write_s = (self.read_to_write_s + result.read_to_write_s)[-1000:]
-        self.last_push = result
-        self.pushed.set()
-        if result.pages_written:
-            self.heat()
-        if result.pages_written or result.pages_missing or result.failures:
-            log.info(
-                "push-back pass",
-                written=result.pages_written,
-                unchanged=result.pages_unchanged,
-                held=result.pages_held,
-                reads=result.reads,
-                failures=result.failures,
-                longest_read_to_write_s=round(max(result.read_to_write_s, default=0.0), 3),
-            )
-        if result.paused:
-            await asyncio.sleep(1.0)
-            return False
-        return bool(result.pages_written or result.pages_unchanged or result.pages_missing)
 
     async def fresh_read(self, data_source_id: str) -> float:
         """The monotonic start of a recent read of a data source begun after this call.
@@ -412,3 +362,85 @@ class Coordinator(BackgroundService):
                     self._log(await poller.fetch_pages(pages), poller.data_source_id)
 
         await self._read(read)
+
+
+class PushBack(BackgroundService):
+    """Push-back while this process leads: drains the outbox whenever the doorbell rings
+    for it (or every `PUSH_IDLE_S`), each page written within the pusher's window of a
+    fresh read (`fresh_read`). `pushed` is set after each drain (clear it, then wait, to
+    see the next); `last_push` is what the latest did; `read_to_write_s` keeps the last
+    1,000 read-to-write lags. Stopping cuts a drain short: what it had not written stays
+    in the outbox."""
+
+    name = "push-back"
+
+    def __init__(
+        self,
+        pusher: Pusher,
+        doorbell: Doorbell,
+        fresh_read: Callable[[str], Awaitable[float]],
+        *,
+        health: LoopHealth,
+        on_written: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self._pusher = pusher
+        self._doorbell = doorbell
+        self._fresh_read = fresh_read
+        self._on_written = on_written
+        self.health = health
+        self.last_notion_error: str | None = None
+        self.last_push: PushResult | None = None
+        self.pushed = asyncio.Event()
+        self.read_to_write_s: list[float] = []
+
+    async def _serve(self, stopping: asyncio.Event) -> None:
+        self.health.started()
+        try:
+            await until_stopped(stopping, supervise(self.health, self._loop))
+        finally:
+            self.health.stopped()
+
+    async def _loop(self) -> None:
+        while True:
+            if not await self._round():
+                await self._doorbell.wait_push(PUSH_IDLE_S)
+
+    async def _round(self) -> bool:
+        """Drain one batch of the outbox; whether it wrote or settled any page."""
+        if not await self._pusher.pending_pages():
+            self.health.ok()
+            return False
+        try:
+            with correlation(source="push"):
+                result = await self._pusher.push_pending(self._fresh_read)
+        except NotionError as exc:
+            self.last_notion_error = str(exc)
+            self.health.failed(exc)
+            log.warning(
+                "push-back failed; retrying on the next turn",
+                error=describe_error(exc),
+                failures=self.health.failures,
+            )
+            await asyncio.sleep(max(1.0, self.health.backoff_s()))
+            return False
+        self.health.ok()
+        self.read_to_write_s = (self.read_to_write_s + result.read_to_write_s)[-1000:]
+        self.last_push = result
+        self.pushed.set()
+        if result.pages_written:
+            self._on_written()
+        if result.pages_written or result.pages_missing or result.failures:
+            log.info(
+                "push-back pass",
+                written=result.pages_written,
+                unchanged=result.pages_unchanged,
+                held=result.pages_held,
+                reads=result.reads,
+                failures=result.failures,
+                longest_read_to_write_s=round(max(result.read_to_write_s, default=0.0), 3),
+            )
+        if result.paused:
+            await asyncio.sleep(1.0)
+            return False
+        return bool(result.pages_written or result.pages_unchanged or result.pages_missing)

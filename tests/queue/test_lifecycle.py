@@ -8,6 +8,7 @@ it still does its job. A worker cut off mid-job leaves the job claimable.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -30,12 +31,13 @@ from reelqueue.pipeline import DEMO_STEPS, Worker
 from reelqueue.pipeline.reaper import Reaper
 from reelqueue.pushback import Pusher
 from reelqueue.queue import BackgroundService, Lifecycle, Listener
+from reelqueue.queue.supervise import LoopHealth
 from reelqueue.sandbox import SandboxAdmin
-from reelqueue.service.coordinator import Coordinator
+from reelqueue.service.coordinator import Coordinator, PushBack
 from reelqueue.service.runner import load_calendars
 from reelqueue.statuses import GATES, StatusTable
 from reelqueue.web.server import WebServer
-from tests.fixtures.service import until
+from tests.fixtures.service import until, worker_moves
 
 TABLE = StatusTable()
 AUTO = Channels(
@@ -160,7 +162,16 @@ async def reaper(parts: Parts) -> Subject:
     return Subject(service, serves)
 
 
-async def coordinator(parts: Parts) -> Subject:
+@dataclass
+class Calendar:
+    """The sandbox's calendar, as the service reads and writes it."""
+
+    notion: NotionClient
+    pollers: list[Poller]
+    pusher: Pusher
+
+
+async def calendar(parts: Parts) -> Calendar:
     sandbox = parts.sandbox
     settings = Settings(
         notion_token=SecretStr(sandbox.token),
@@ -177,13 +188,17 @@ async def coordinator(parts: Parts) -> Subject:
                watch=watch, calendars=watch.schemas.keys())
         for database, schema in calendars
     ]  # fmt: skip
-    pusher = Pusher(parts.engine, notion, watch.schemas, TABLE)
+    return Calendar(notion, pollers, Pusher(parts.engine, notion, watch.schemas, TABLE))
+
+
+async def coordinator(parts: Parts) -> Subject:
+    made = await calendar(parts)
     service = Coordinator(
-        pollers, pusher, Doorbell(0.05), poll_interval_s=30.0, reconcile_interval_s=600.0,
-        engine=parts.engine,
+        made.pollers, made.pusher, Doorbell(0.05), poll_interval_s=30.0,
+        reconcile_interval_s=600.0, engine=parts.engine,
     )  # fmt: skip
-    pages = [p["id"] for p in await sandbox.pages()]
-    await sandbox.edit(pages[:1], QUEUED)
+    pages = [p["id"] for p in await parts.sandbox.pages()]
+    await parts.sandbox.edit(pages[:1], QUEUED)
 
     async def serves() -> None:
         async def ingested() -> bool:
@@ -192,7 +207,37 @@ async def coordinator(parts: Parts) -> Subject:
 
         await until(ingested, within_s=20)
 
-    return Subject(service, serves, notion.aclose)
+    return Subject(service, serves, made.notion.aclose)
+
+
+async def push_back(parts: Parts) -> Subject:
+    made = await calendar(parts)
+    doorbell = Doorbell(0.05)
+
+    async def fresh_read(_data_source_id: str) -> float:
+        return time.monotonic()
+
+    service = PushBack(
+        made.pusher, doorbell, fresh_read, health=LoopHealth("push-back"), on_written=lambda: None
+    )
+    pages = [p["id"] for p in await parts.sandbox.pages()]
+    await parts.sandbox.edit(pages, QUEUED)
+    for poller in made.pollers:
+        await poller.reconcile()
+    moves = iter(pages)
+
+    async def serves() -> None:
+        service.pushed.clear()
+        await worker_moves(parts.database_url, next(moves), "claimed")
+        doorbell.ring(ingest=False, push=True)
+
+        async def written() -> bool:
+            last = service.last_push
+            return service.pushed.is_set() and last is not None and last.pages_written >= 1
+
+        await until(written, within_s=20)
+
+    return Subject(service, serves, made.notion.aclose)
 
 
 async def worker(parts: Parts) -> Subject:
@@ -221,6 +266,7 @@ SERVICES: dict[str, Callable[[Parts], Awaitable[Subject]]] = {
     "web-server": web_server,
     "reaper": reaper,
     "coordinator": coordinator,
+    "push-back": push_back,
     "worker": worker,
 }
 
