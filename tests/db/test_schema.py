@@ -10,7 +10,9 @@ import pytest
 
 from reelqueue.db import Base, create_engine, current_revision, downgrade, upgrade, with_database
 from reelqueue.db.migrate import RetiredRevision
-from reelqueue.db.queue_sql import pieces, runnable_index_sql
+from reelqueue.db.queue_sql import constants, pieces, render, runnable_index_sql
+from reelqueue.queue import running_status_for
+from reelqueue.statuses import STEPS, StatusTable
 
 Catalog = dict[str, set[tuple[str | None, ...]]]
 
@@ -164,3 +166,14 @@ async def test_a_database_at_a_squashed_revision_is_refused_with_what_to_do(
     with pytest.raises(RetiredRevision, match=r"at migration 0003.*to 0006 with a reelqueue"):
         await upgrade(database_url)
     assert await current_revision(database_url) == "0003"
+
+
+def test_the_sql_constants_follow_the_status_table() -> None:
+    table = StatusTable()
+    values = constants(table)
+    for step in STEPS:
+        assert f"'{running_status_for(step)}'" in values["running_status"]
+    assert values["queued"] == "'queued'"
+    assert "'claimed'" not in values["running_status"], "a claim moves queued straight on"
+    with pytest.raises(KeyError, match="nameless"):
+        render("SELECT {{nameless}}", values)
