@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -21,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from reelqueue.statuses import Kind, StatusTable
+from reelqueue.statuses import Kind, StatusInfo, StatusTable
 
 __all__ = [
     "OUTBOX",
@@ -38,6 +39,7 @@ __all__ = [
     "Task",
     "TaskEvent",
     "WebhookEvent",
+    "runnable_statuses",
 ]
 
 NAMING = {
@@ -55,7 +57,12 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-RUNNABLE_STATUSES = tuple(StatusTable().statuses_of(Kind.WAITING))
+def runnable_statuses(rows: Iterable[StatusInfo]) -> tuple[str, ...]:
+    """Every waiting status, in pipeline order: what a claim may take."""
+    return tuple(row.status for row in rows if row.kind is Kind.WAITING)
+
+
+RUNNABLE_STATUSES = runnable_statuses(StatusTable())
 RUNNABLE_SQL = ", ".join(f"'{s}'" for s in RUNNABLE_STATUSES)
 
 

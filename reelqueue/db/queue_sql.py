@@ -18,7 +18,7 @@ from importlib import resources
 
 from sqlalchemy import Connection, text
 
-from reelqueue.db.models import TASKS
+from reelqueue.db.models import TASKS, runnable_statuses
 from reelqueue.statuses import Kind, StatusInfo, StatusTable
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "pieces",
     "render",
     "runnable_index_sql",
-    "runnable_statuses",
 ]
 
 SQL_FILES = ("queue.sql",)
@@ -45,11 +44,6 @@ def _literal(value: str) -> str:
 
 def _array(values: Iterable[str]) -> str:
     return "ARRAY[" + ", ".join(_literal(v) for v in values) + "]::text[]"
-
-
-def runnable_statuses(rows: Iterable[StatusInfo]) -> list[str]:
-    """Every waiting status, in pipeline order: what a claim may take."""
-    return [row.status for row in rows if row.kind is Kind.WAITING]
 
 
 def constants(rows: Iterable[StatusInfo]) -> dict[str, str]:
