@@ -8,7 +8,8 @@ The contract (the idea of River's `startstop`):
   stopped. Stopping before starting, twice, or from two callers at once, is fine.
 - A cancelled `stop()` hurries the service (by default, cancels it) and waits a
   bounded moment for it to end before passing the cancellation on: it never hangs.
-- A stopped service can be started again.
+- A stopped service can be started again (a start while a stop is under way does
+  nothing: start once `stop()` has returned).
 
 `BackgroundService` implements it once over one asyncio task; a service writes only
 its `_serve(stopping)`.

@@ -8,6 +8,7 @@ it still does its job. A worker cut off mid-job leaves the job claimable.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -364,3 +365,17 @@ async def test_a_worker_cut_off_mid_job_leaves_the_job_claimable(
         await until(published, within_s=30)
     finally:
         await fast.stop()
+
+
+async def test_a_web_server_that_cannot_listen_says_why_when_started_and_is_stopped() -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        server = WebServer(FastAPI(), port=taken.getsockname()[1])
+        with pytest.raises(OSError, match="could not listen"):
+            await server.start()
+        assert not server.running
+        await server.stop()
+    finally:
+        taken.close()
