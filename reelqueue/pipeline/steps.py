@@ -71,7 +71,8 @@ class StepContext:
     """Everything a step gets: the task, its channel, a folder of its own, and a heartbeat.
 
     `outputs` holds earlier steps' results by step name. A long step should await
-    `heartbeat()` now and then: it raises `LeaseLost` when the task was taken away.
+    `heartbeat()` now and then: it extends the task's lease (once the lease is a third
+    spent) and raises `LeaseLost` when the task was taken away.
     """
 
     task: TaskInfo
