@@ -7,7 +7,6 @@ from reelqueue.db.engine import (
     ensure_database,
     libpq_url,
     resolve_database_url,
-    session_factory,
     with_database,
 )
 from reelqueue.db.migrate import current_revision, downgrade, head_revision, upgrade
@@ -50,7 +49,6 @@ __all__ = [
     "head_revision",
     "libpq_url",
     "resolve_database_url",
-    "session_factory",
     "start_embedded_server",
     "upgrade",
     "with_database",

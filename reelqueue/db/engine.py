@@ -16,8 +16,6 @@ import asyncpg
 import structlog
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -36,7 +34,6 @@ __all__ = [
     "libpq_url",
     "redacted_url",
     "resolve_database_url",
-    "session_factory",
     "sqlalchemy_url",
     "with_database",
 ]
@@ -283,8 +280,3 @@ def create_engine(url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Asy
     return create_async_engine(
         sqlalchemy_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=pre_ping
     )
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """Sessions that keep loaded values after commit (tasks are read after they change)."""
-    return async_sessionmaker(engine, expire_on_commit=False)

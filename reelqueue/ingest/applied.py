@@ -21,13 +21,11 @@ __all__ = ["INBOX_KEEP", "inbox_high_water", "mark_applied", "mark_applied_befor
 # failed delivery for about two days (8 attempts, doubling from about 11 minutes).
 INBOX_KEEP = timedelta(days=7)
 
-_inbox = WEBHOOK_INBOX
-
 
 async def inbox_high_water(engine: AsyncEngine) -> int:
     """The id of the newest inbox row (0 for none): a read starting now covers up to it."""
     async with engine.connect() as conn:
-        value = await conn.scalar(select(func.max(_inbox.c.id)))
+        value = await conn.scalar(select(func.max(WEBHOOK_INBOX.c.id)))
     return int(value or 0)
 
 
@@ -35,8 +33,8 @@ async def mark_applied(engine: AsyncEngine, upto: int) -> int:
     """Mark unprocessed events up to inbox id `upto` as taken in; how many were marked."""
     async with engine.begin() as conn:
         marked = await conn.execute(
-            update(_inbox)
-            .where(_inbox.c.processed_at.is_(None), _inbox.c.id <= upto)
+            update(WEBHOOK_INBOX)
+            .where(WEBHOOK_INBOX.c.processed_at.is_(None), WEBHOOK_INBOX.c.id <= upto)
             .values(processed_at=func.now())
         )
     return int(marked.rowcount or 0)
@@ -57,8 +55,8 @@ async def mark_applied_before(engine: AsyncEngine, moment: datetime) -> int:
     async with engine.begin() as conn:
         rows = (
             await conn.execute(
-                select(_inbox.c.id, _inbox.c.payload["timestamp"].astext).where(
-                    _inbox.c.processed_at.is_(None)
+                select(WEBHOOK_INBOX.c.id, WEBHOOK_INBOX.c.payload["timestamp"].astext).where(
+                    WEBHOOK_INBOX.c.processed_at.is_(None)
                 )
             )
         ).all()
@@ -68,7 +66,9 @@ async def mark_applied_before(engine: AsyncEngine, moment: datetime) -> int:
         if not covered:
             return 0
         await conn.execute(
-            update(_inbox).where(_inbox.c.id.in_(covered)).values(processed_at=func.now())
+            update(WEBHOOK_INBOX)
+            .where(WEBHOOK_INBOX.c.id.in_(covered))
+            .values(processed_at=func.now())
         )
     return len(covered)
 
@@ -77,9 +77,9 @@ async def prune_inbox(engine: AsyncEngine, keep: timedelta = INBOX_KEEP) -> int:
     """Delete events taken in longer than `keep` ago; how many went."""
     async with engine.begin() as conn:
         pruned = await conn.execute(
-            delete(_inbox).where(
-                _inbox.c.processed_at.is_not(None),
-                _inbox.c.received_at < func.now() - keep,
+            delete(WEBHOOK_INBOX).where(
+                WEBHOOK_INBOX.c.processed_at.is_not(None),
+                WEBHOOK_INBOX.c.received_at < func.now() - keep,
             )
         )
     return int(pruned.rowcount or 0)

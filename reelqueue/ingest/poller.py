@@ -54,8 +54,6 @@ __all__ = ["PassResult", "Poller", "creator_statuses", "floor_minute"]
 
 log = structlog.get_logger(__name__)
 
-_sync = SYNC_STATE
-_inbox = WEBHOOK_INBOX
 
 # Events of an edit: a page they name that no read met is read by id.
 EDIT_EVENTS = ("page.created", "page.properties_updated")
@@ -272,11 +270,13 @@ class Poller:
             rows = (
                 await conn.execute(
                     select(
-                        _inbox.c.entity_id, _inbox.c.received_at, _inbox.c.payload["data"]["parent"]
+                        WEBHOOK_INBOX.c.entity_id,
+                        WEBHOOK_INBOX.c.received_at,
+                        WEBHOOK_INBOX.c.payload["data"]["parent"],
                     ).where(
-                        _inbox.c.received_at >= since,
-                        _inbox.c.event_type.in_(EDIT_EVENTS),
-                        _inbox.c.entity_id.is_not(None),
+                        WEBHOOK_INBOX.c.received_at >= since,
+                        WEBHOOK_INBOX.c.event_type.in_(EDIT_EVENTS),
+                        WEBHOOK_INBOX.c.entity_id.is_not(None),
                     )
                 )
             ).all()
@@ -432,7 +432,9 @@ class Poller:
     async def _watermark(self) -> datetime | None:
         async with self._engine.connect() as conn:
             value = await conn.scalar(
-                select(_sync.c.watermark).where(_sync.c.data_source_id == self.data_source_id)
+                select(SYNC_STATE.c.watermark).where(
+                    SYNC_STATE.c.data_source_id == self.data_source_id
+                )
             )
         return value
 
@@ -443,7 +445,7 @@ class Poller:
             values["watermark"] = watermark
         if reconciled:
             values["last_full_reconcile_at"] = now
-        statement = pg_insert(_sync).values(
+        statement = pg_insert(SYNC_STATE).values(
             data_source_id=self.data_source_id, database_id=self._database_id, **values
         )
         statement = statement.on_conflict_do_update(index_elements=["data_source_id"], set_=values)

@@ -55,7 +55,6 @@ MAX_SUBSCRIPTIONS_PER_TOKEN = 50
 _FIELD_LIMIT = 200
 _HEX_ID = re.compile(r"[0-9a-f]{6,64}")
 
-_state = SERVICE_STATE
 T = TypeVar("T")
 
 
@@ -297,8 +296,8 @@ class TokenBook:
 
 
 async def _read(conn: AsyncConnection, *, lock: bool) -> TokenBook:
-    query = select(_state.c.key, _state.c.value).where(
-        _state.c.key.in_([TOKENS_KEY, LEGACY_TOKEN_KEY])
+    query = select(SERVICE_STATE.c.key, SERVICE_STATE.c.value).where(
+        SERVICE_STATE.c.key.in_([TOKENS_KEY, LEGACY_TOKEN_KEY])
     )
     if lock:
         query = query.with_for_update()
@@ -320,12 +319,14 @@ async def load_tokens(conn: AsyncConnection) -> TokenBook:
 
 async def _change(conn: AsyncConnection, change: Callable[[TokenBook], T]) -> T:
     """Apply `change` to the book under the row's lock and store the result (in `conn`'s txn)."""
-    await conn.execute(pg_insert(_state).values(key=TOKENS_KEY, value="").on_conflict_do_nothing())
+    await conn.execute(
+        pg_insert(SERVICE_STATE).values(key=TOKENS_KEY, value="").on_conflict_do_nothing()
+    )
     book = await _read(conn, lock=True)
     result = change(book)
     await conn.execute(
-        _state.update()
-        .where(_state.c.key == TOKENS_KEY)
+        SERVICE_STATE.update()
+        .where(SERVICE_STATE.c.key == TOKENS_KEY)
         .values(value=book.to_json(), updated_at=text("now()"))
     )
     return result

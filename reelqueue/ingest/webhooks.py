@@ -63,8 +63,6 @@ HANDLED_EVENT_TYPES = (
     | SCHEMA_EVENTS
 )
 
-_inbox = WEBHOOK_INBOX
-
 
 class Verdict(StrEnum):
     """What became of one delivery."""
@@ -263,10 +261,10 @@ async def record_events(
     inserted = set(
         (
             await conn.scalars(
-                pg_insert(_inbox)
+                pg_insert(WEBHOOK_INBOX)
                 .values(rows)
                 .on_conflict_do_nothing(index_elements=["event_id"])
-                .returning(_inbox.c.event_id)
+                .returning(WEBHOOK_INBOX.c.event_id)
             )
         ).all()
     )

@@ -77,8 +77,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-_outbox = OUTBOX
-_tasks = TASKS
 
 # Returns the monotonic start time of a completed read of the data source whose
 # reactions are already committed.
@@ -202,8 +200,8 @@ class Pusher:
         """How many pages have outbox rows waiting."""
         async with self._engine.connect() as conn:
             count = await conn.scalar(
-                select(func.count(func.distinct(_outbox.c.notion_page_id))).where(
-                    _outbox.c.sent_at.is_(None)
+                select(func.count(func.distinct(OUTBOX.c.notion_page_id))).where(
+                    OUTBOX.c.sent_at.is_(None)
                 )
             )
         return int(count or 0)
@@ -400,9 +398,9 @@ class Pusher:
 
             async def record(conn: AsyncConnection) -> None:
                 await conn.execute(
-                    update(_tasks)
-                    .where(_tasks.c.id == task.id)
-                    .values(notion_seen=_tasks.c.notion_seen.op("||")(_jsonb(changes)))
+                    update(TASKS)
+                    .where(TASKS.c.id == task.id)
+                    .values(notion_seen=TASKS.c.notion_seen.op("||")(_jsonb(changes)))
                 )
                 await conn.execute(_sent(page_id, upto))
                 now = (await load_tasks_by_page(conn, [page_id])).get(page_id)
@@ -442,19 +440,19 @@ class Pusher:
         await run_in_transaction(self._engine, drop, what="outbox rows dropped")
 
     async def _failed(self, page_id: str, upto: int, error: NotionAPIError) -> None:
-        pending = (_outbox.c.notion_page_id == page_id) & (_outbox.c.id <= upto)
+        pending = (OUTBOX.c.notion_page_id == page_id) & (OUTBOX.c.id <= upto)
         async with self._engine.begin() as conn:
             counts = (
                 await conn.scalars(
-                    update(_outbox)
-                    .where(pending, _outbox.c.sent_at.is_(None))
-                    .values(attempts=_outbox.c.attempts + 1, last_error=str(error))
-                    .returning(_outbox.c.attempts)
+                    update(OUTBOX)
+                    .where(pending, OUTBOX.c.sent_at.is_(None))
+                    .values(attempts=OUTBOX.c.attempts + 1, last_error=str(error))
+                    .returning(OUTBOX.c.attempts)
                 )
             ).all()
             attempts = max(counts, default=0)
             if attempts >= self._max_attempts:
-                await conn.execute(update(_outbox).where(pending).values(sent_at=func.now()))
+                await conn.execute(update(OUTBOX).where(pending).values(sent_at=func.now()))
                 log.error(
                     "push-back gave up on a page",
                     notion_page_id=page_id,
@@ -488,7 +486,7 @@ def _behind(task: TaskRecord) -> TaskChange:
 
 def _sent(page_id: str, upto: int) -> Delete:
     """Drop a page's outbox rows up to the newest one this push covered."""
-    return delete(_outbox).where(_outbox.c.notion_page_id == page_id, _outbox.c.id <= upto)
+    return delete(OUTBOX).where(OUTBOX.c.notion_page_id == page_id, OUTBOX.c.id <= upto)
 
 
 def _jsonb(values: Mapping[str, Any]) -> Any:

@@ -9,14 +9,12 @@ from reelqueue.db.models import TASKS
 
 __all__ = ["status_counts"]
 
-_tasks = TASKS
-
 
 async def status_counts(conn: AsyncConnection) -> list[tuple[str, str, int]]:
     """(status, channel, count) for every pair present, by status then channel."""
     rows = await conn.execute(
-        select(_tasks.c.status, _tasks.c.channel, func.count())
-        .group_by(_tasks.c.status, _tasks.c.channel)
-        .order_by(_tasks.c.status, _tasks.c.channel)
+        select(TASKS.c.status, TASKS.c.channel, func.count())
+        .group_by(TASKS.c.status, TASKS.c.channel)
+        .order_by(TASKS.c.status, TASKS.c.channel)
     )
     return [(r[0], r[1], int(r[2])) for r in rows.all()]

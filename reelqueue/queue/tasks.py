@@ -36,7 +36,6 @@ OUTBOX_CHANNEL = "reelqueue_outbox"
 TASKS_CHANNEL = "reelqueue_tasks"
 
 _RUNNING = frozenset(StatusTable().statuses_of(Kind.RUNNING))
-_tasks = TASKS
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class TaskRecord:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
 
-_COLUMNS = [_tasks.c[name] for name in TaskRecord.__dataclass_fields__]
+_COLUMNS = [TASKS.c[name] for name in TaskRecord.__dataclass_fields__]
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ async def load_tasks_by_page(
     ids = sorted(set(page_ids))
     if not ids:
         return {}
-    query = select(*_COLUMNS).where(_tasks.c.notion_page_id.in_(ids)).order_by(_tasks.c.id)
+    query = select(*_COLUMNS).where(TASKS.c.notion_page_id.in_(ids)).order_by(TASKS.c.id)
     if lock:
         query = query.with_for_update()
     rows = (await conn.execute(query)).all()
@@ -129,9 +128,9 @@ async def load_tasks(
     conn: AsyncConnection, *, status: str | None = None, limit: int | None = None
 ) -> list[TaskRecord]:
     """Tasks in id order, optionally of one status."""
-    query = select(*_COLUMNS).order_by(_tasks.c.id)
+    query = select(*_COLUMNS).order_by(TASKS.c.id)
     if status is not None:
-        query = query.where(_tasks.c.status == status)
+        query = query.where(TASKS.c.status == status)
     if limit is not None:
         query = query.limit(limit)
     return [TaskRecord.from_row(row) for row in (await conn.execute(query)).all()]
@@ -299,12 +298,12 @@ async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) ->
             values.setdefault("locked_by", None)
             values.setdefault("lease_expires_at", None)
         await conn.execute(
-            update(_tasks)
-            .where(_tasks.c.id == change.task_id)
+            update(TASKS)
+            .where(TASKS.c.id == change.task_id)
             .values(
                 status=change.to_status,
                 updated_at=func.now(),
-                version=_tasks.c.version + 1,
+                version=TASKS.c.version + 1,
                 **values,
             )
         )
