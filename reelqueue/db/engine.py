@@ -1,4 +1,4 @@
-"""Connections: which server to use, the async engine and sessions, raw asyncpg connections.
+"""Connections: which server to use, the async engine, raw asyncpg connections.
 
 Every way a connection can fail (a malformed URL, a wrong password, nothing listening, an
 unknown host, a missing database) becomes one `DatabaseUnavailable` line naming the problem
