@@ -71,7 +71,6 @@ class CalendarSchema:
     names: PropertyNames
     status_type: StatusType
     property_ids: dict[str, str]
-    optional_present: frozenset[str]
     problems: tuple[str, ...] = ()
     unusable: frozenset[str] = frozenset()
 
@@ -171,13 +170,11 @@ class SchemaReport:
             )
         assert self.title_name is not None
         resolved = PropertyNames(**{**vars(names), "title": self.title_name})
-        optional = frozenset(n for n in self.property_ids if n not in self.missing_optional)
         return CalendarSchema(
             data_source_id=self.data_source_id,
             names=resolved,
             status_type=self.status_type,
             property_ids=dict(self.property_ids),
-            optional_present=optional,
         )
 
 
@@ -392,7 +389,6 @@ def refresh_schema(
         names=names,
         status_type=status_type,
         property_ids=ids,
-        optional_present=frozenset(ids),
         problems=tuple(problems),
         unusable=frozenset(unusable),
     )

@@ -96,7 +96,6 @@ class Task(Base):
     youtube_url: Mapped[str | None] = mapped_column(Text)
     resume_step: Mapped[str | None] = mapped_column(Text)
     notion_seen: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
-    notion_last_edited_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     page_missing: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from types import TracebackType
 from typing import Any
 from urllib.parse import unquote
 
@@ -145,12 +144,7 @@ class NotionClient:
     async def __aenter__(self) -> NotionClient:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *_: object) -> None:
         await self.aclose()
 
     async def _request(
@@ -293,39 +287,6 @@ class NotionClient:
             "POST", path, priority, query=_filter_properties(filter_properties), body=body
         )
         return _query_page(answer)
-
-    async def iterate_data_source(
-        self,
-        data_source_id: str,
-        *,
-        filter: dict[str, Any] | None = None,
-        sorts: Sequence[dict[str, Any]] | None = None,
-        page_size: int = MAX_PAGE_SIZE,
-        filter_properties: Sequence[str] | None = None,
-        priority: Priority = Priority.INGEST,
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Every row of a query, following cursors (stops at Notion's 10,000-row limit)."""
-        cursor: str | None = None
-        while True:
-            page = await self.query_data_source(
-                data_source_id,
-                filter=filter,
-                sorts=sorts,
-                page_size=page_size,
-                start_cursor=cursor,
-                filter_properties=filter_properties,
-                priority=priority,
-            )
-            for row in page.results:
-                yield row
-            if page.incomplete and not page.has_more:
-                log.warning(
-                    "notion query stopped at its 10,000-row limit",
-                    data_source_id=normalize_id(data_source_id),
-                )
-            if not page.has_more or not page.next_cursor:
-                return
-            cursor = page.next_cursor
 
     async def retrieve_page(
         self,

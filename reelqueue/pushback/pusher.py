@@ -139,7 +139,6 @@ class PushResult:
     pages_unchanged: int = 0
     pages_missing: int = 0
     pages_held: int = 0
-    writes_expired: int = 0
     failures: int = 0
     reads: int = 0
     paused: bool = False
@@ -375,7 +374,6 @@ class Pusher:
                 )
             except NotionSendExpired:
                 # It waited past its read's window (a hold, a retry): the next cycle reads again.
-                result.writes_expired += 1
                 return
             except NotionNotFound:
                 async with self._engine.begin() as conn:

@@ -12,7 +12,6 @@ import contextlib
 import socket
 import threading
 import time
-from types import TracebackType
 
 import uvicorn
 
@@ -117,12 +116,7 @@ class SandboxServer:
     def __enter__(self) -> SandboxServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
 

@@ -116,7 +116,6 @@ class Coordinator(BackgroundService):
         self._recent_upto = 0
         self.passes = 0
         self.ready = asyncio.Event()
-        self.last_notion_error: str | None = None
         self.last_poll_ok_at: datetime | None = None
         self.ingest = ingest_health or LoopHealth("ingest")
         self.push = push_health or LoopHealth("push-back")
@@ -246,16 +245,8 @@ class Coordinator(BackgroundService):
         """Run one ingest pass; any failure is logged, counted and backed off, then the loop
         goes on (the pass runs again on its next turn)."""
 
-        async def noted() -> None:
-            try:
-                await action()
-            except NotionError as exc:
-                self.last_notion_error = str(exc)
-                raise
-
         name = getattr(getattr(action, "func", action), "__name__", "pass").lstrip("_")
-        if await attempt(self.ingest, noted, during=name):
-            self.last_notion_error = None
+        await attempt(self.ingest, action, during=name)
 
     def _log(self, result: PassResult, source: str) -> None:
         self.passes += 1
@@ -389,7 +380,6 @@ class PushBack(BackgroundService):
         self._fresh_read = fresh_read
         self._on_written = on_written
         self.health = health
-        self.last_notion_error: str | None = None
         self.last_push: PushResult | None = None
         self.pushed = asyncio.Event()
         self.read_to_write_s: list[float] = []
@@ -415,7 +405,6 @@ class PushBack(BackgroundService):
             with correlation(source="push"):
                 result = await self._pusher.push_pending(self._fresh_read)
         except NotionError as exc:
-            self.last_notion_error = str(exc)
             self.health.failed(exc)
             log.warning(
                 "push-back failed; retrying on the next turn",

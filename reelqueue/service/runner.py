@@ -261,10 +261,6 @@ class Service:
             await self._engine.dispose()
             self._engine = None
 
-    async def wait_stopped(self) -> None:
-        """Return when `stop()` has been asked for."""
-        await self._stop.wait()
-
     def _on_notify(self, doorbell: Doorbell) -> Callable[[str, str], None]:
         def deliver(channel: str, payload: str) -> None:
             if channel == OUTBOX_CHANNEL:

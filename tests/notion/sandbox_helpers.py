@@ -60,3 +60,15 @@ def client_for(
 def v1_counts(stats: dict[str, Any]) -> dict[str, dict[str, int]]:
     """The sandbox's per-endpoint counts."""
     return {endpoint: dict(counts) for endpoint, counts in stats["requests"].items()}
+
+
+async def all_rows(client: NotionClient, data_source_id: str) -> list[dict[str, Any]]:
+    """Every row of a data source, following cursors (up to Notion's 10,000-row limit)."""
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        page = await client.query_data_source(data_source_id, start_cursor=cursor)
+        rows += page.results
+        if not page.has_more or not page.next_cursor:
+            return rows
+        cursor = page.next_cursor

@@ -86,26 +86,6 @@ async def test_a_query_page_reports_cursor_and_the_row_limit() -> None:
     )
 
 
-async def test_iterate_follows_cursors_to_the_end() -> None:
-    bodies: list[dict[str, Any]] = []
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        cursor = json.loads(request.content).get("start_cursor")
-        bodies.append(json.loads(request.content))
-        number = 0 if cursor is None else int(cursor)
-        more = number < 2
-        results = [{"id": f"{number}-{i}"} for i in range(2)]
-        next_cursor = str(number + 1) if more else None
-        return httpx.Response(
-            200, json={"results": results, "has_more": more, "next_cursor": next_cursor}
-        )
-
-    async with client_for(handle) as client:
-        rows = [row["id"] async for row in client.iterate_data_source(DS, page_size=2)]
-    assert rows == ["0-0", "0-1", "1-0", "1-1", "2-0", "2-1"]
-    assert [b.get("start_cursor") for b in bodies] == [None, "1", "2"]
-
-
 async def test_resolve_data_sources_lists_each_data_source() -> None:
     body = {
         "object": "database",

@@ -26,7 +26,7 @@ from reelqueue.notion import (
     page_properties,
 )
 from reelqueue.sandbox import SandboxAdmin
-from tests.notion.sandbox_helpers import Exchange, Recorder, client_for, v1_counts
+from tests.notion.sandbox_helpers import Exchange, Recorder, all_rows, client_for, v1_counts
 
 FAST = {"rps": 1000.0, "burst": 1000}
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
@@ -128,7 +128,7 @@ async def test_pagination_returns_every_row_exactly_once(sandbox: SandboxAdmin) 
     await sandbox.reset(videos=250, **FAST)
     expected = {page["id"] for page in await sandbox.pages()}
     async with client_for(sandbox) as client:
-        rows = [row["id"] async for row in client.iterate_data_source(sandbox.data_source_id)]
+        rows = [row["id"] for row in await all_rows(client, sandbox.data_source_id)]
         assert client.stats["requests"] == {"POST /v1/data_sources/{id}/query": {"200": 3}}
     assert len(rows) == 250
     assert set(rows) == expected
@@ -138,7 +138,7 @@ async def test_the_10000_row_limit_is_reported_as_incomplete(sandbox: SandboxAdm
     await sandbox.reset(videos=10_050, **FAST)
     async with client_for(sandbox) as client:
         first = await client.query_data_source(sandbox.data_source_id)
-        rows = [row["id"] async for row in client.iterate_data_source(sandbox.data_source_id)]
+        rows = [row["id"] for row in await all_rows(client, sandbox.data_source_id)]
     assert first.incomplete
     assert first.has_more
     assert len(rows) == len(set(rows)) == 10_000
