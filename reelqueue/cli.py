@@ -22,6 +22,7 @@ from reelqueue import __version__
 from reelqueue.config import Channels, Settings, load_channels, load_settings
 from reelqueue.errors import UserError
 from reelqueue.logs import configure_logging, register_secret
+from reelqueue.statuses import GATES
 
 __all__ = ["app", "main"]
 
@@ -161,16 +162,18 @@ def _channels(settings: Settings, *, steps: bool = False) -> Channels:
             "REELQUEUE_CHANNELS is not set: point it at the channels file (YAML, see README)"
         )
     if not steps:
-        return load_channels(settings.channels_file)
+        return load_channels(settings.channels_file, gates=GATES)
     from reelqueue.pipeline import load_step_sets
     from reelqueue.pipeline.registry import check_step_caps
 
     check_step_caps(settings.step_caps)
-    return load_channels(settings.channels_file, load_step_sets(settings.step_sets))
+    return load_channels(settings.channels_file, load_step_sets(settings.step_sets), GATES)
 
 
 def _channels_if_set(settings: Settings) -> Channels | None:
-    return None if settings.channels_file is None else load_channels(settings.channels_file)
+    if settings.channels_file is None:
+        return None
+    return load_channels(settings.channels_file, gates=GATES)
 
 
 def _check_port(host: str, port: int) -> None:

@@ -37,14 +37,12 @@ __all__ = [
     "Channel",
     "Channels",
     "ConfigError",
-    "GateName",
     "Settings",
     "default_data_dir",
     "load_channels",
     "load_settings",
 ]
 
-GateName = Literal["assets", "video", "audio", "final"]
 
 CONFIG_FILE_ENV = "REELQUEUE_CONFIG"
 DEFAULT_CONFIG_FILE = "reelqueue.toml"
@@ -247,7 +245,7 @@ class Channel(BaseModel):
     name: str = Field(min_length=1)
     active: bool = True
     max_concurrent: int = Field(default=2, ge=1, le=1000)
-    auto_approve: tuple[GateName, ...] = ()
+    auto_approve: tuple[str, ...] = ()
     step_set: str = "demo"
 
 
@@ -308,11 +306,14 @@ def _node_at(node: yaml.Node, loc: tuple[int | str, ...]) -> yaml.Node:
     return node
 
 
-def load_channels(path: Path, step_sets: Collection[str] | None = None) -> Channels:
+def load_channels(
+    path: Path, step_sets: Collection[str] | None = None, gates: Collection[str] | None = None
+) -> Channels:
     """Read and validate the channels file; errors name the file, line and field.
 
     With `step_sets` (the names of the step sets found), a channel naming another is
-    refused too, listing the known ones.
+    refused too, listing the known ones; with `gates` (the status table's), so is an
+    `auto_approve` naming a gate there is not.
     """
     try:
         text = path.read_text(encoding="utf-8")
@@ -341,6 +342,14 @@ def load_channels(path: Path, step_sets: Collection[str] | None = None) -> Chann
         where = ".".join(str(part) for part in loc) or "channels"
         raise ConfigError(f"{path} line {line}: {where}: {_message(first)}") from None
     for index, channel in enumerate(channels.channels):
+        unknown = [i for i, g in enumerate(channel.auto_approve) if gates and g not in gates]
+        if gates is not None and unknown:
+            loc = ("channels", index, "auto_approve", unknown[0])
+            line = _node_at(root, loc).start_mark.line + 1
+            raise ConfigError(
+                f"{path} line {line}: channels.{index}.auto_approve.{unknown[0]}: unknown gate "
+                f"{channel.auto_approve[unknown[0]]!r}; known gates: {', '.join(gates)}"
+            )
         if step_sets is not None and channel.step_set not in step_sets:
             loc = ("channels", index, "step_set")
             line = _node_at(root, loc).start_mark.line + 1

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reelqueue.config import Channels, ConfigError, load_channels, load_settings
+from reelqueue.statuses import GATES
 
 
 @pytest.fixture(autouse=True)
@@ -153,7 +154,7 @@ def test_a_bad_channels_file_names_file_line_and_field(
     path = tmp_path / "channels.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError) as caught:
-        load_channels(path)
+        load_channels(path, gates=GATES)
     message = str(caught.value)
     assert message.startswith(str(path))
     assert expected in message

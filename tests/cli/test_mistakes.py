@@ -192,8 +192,8 @@ STEP_MISTAKES: dict[str, tuple[str, dict[str, str], str]] = {
     "auto-approve": (
         UNKNOWN_GATE,
         {},
-        "{file} line 6: channels.1.auto_approve.1: unknown value 'vidoe'; known values: "
-        "'assets', 'video', 'audio' or 'final'",
+        "{file} line 6: channels.1.auto_approve.1: unknown gate 'vidoe'; known gates: "
+        "assets, video, audio, final",
     ),
     "step-cap": (
         CHANNELS_YAML,
