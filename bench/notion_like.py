@@ -244,14 +244,15 @@ def count_fresh_reads(service: Service) -> list[float]:
     """Times (monotonic) at which push-back asked for a fresh read, from now on."""
     coordinator = service.coordinator
     assert coordinator is not None
+    push_back = coordinator.push_back
     asked: list[float] = []
-    original = coordinator.fresh_read
+    original = push_back._fresh_read
 
     async def fresh_read(data_source_id: str) -> float:
         asked.append(time.monotonic())
         return await original(data_source_id)
 
-    coordinator.fresh_read = fresh_read  # type: ignore[method-assign]
+    push_back._fresh_read = fresh_read
     return asked
 
 
