@@ -15,6 +15,7 @@ from reelqueue.config import Channel, Channels
 from reelqueue.ingest import Decision, Outcome, PageSnapshot, Rules
 from reelqueue.queue import TaskRecord
 from reelqueue.statuses import SHORT_LABELS, Kind, StatusTable
+from tests.ingest.test_reactions import page as reaction_page
 
 TABLE = StatusTable()
 SHORT = StatusTable(SHORT_LABELS)
@@ -107,22 +108,8 @@ def expected(label: str | None, status: str) -> tuple[str, str | None]:
 
 
 def page(status: str | None = "Queued", **changes: Any) -> PageSnapshot:
-    base = PageSnapshot(
-        page_id="page-1",
-        data_source_id="ds-1",
-        last_edited_time=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
-        last_edited_by="person-1",
-        in_trash=False,
-        title="Why the sky is blue",
-        channel="science",
-        topic="Rayleigh scattering",
-        story_direction="",
-        status_label=status,
-        priority_label="Normal",
-        error_log="",
-        youtube_url=None,
-    )
-    return replace(base, **changes)
+    """The page of test_reactions with a fixed id: the rules never look at the database."""
+    return replace(reaction_page(status, **changes), page_id="page-1")
 
 
 def task(status: str, table: StatusTable = TABLE, **changes: Any) -> TaskRecord:
