@@ -246,9 +246,14 @@ class Service:
             await self.worker.start()
 
     async def stop(self) -> None:
-        """Stop serving, record the webhooks taken, stop leading, and close connections."""
+        """Stop serving, record the webhooks taken, stop leading, and close connections.
+
+        All of it begins at once: the worker takes no new step while the web server
+        finishes its requests in flight, and the leader lets go meanwhile.
+        """
         self._stop.set()
-        await stop_all(service for service in (self._web, self._inbox, self.worker) if service)
+        front = [service for service in (self._web, self._inbox) if service]
+        await asyncio.gather(stop_all(front), stop_all([self.worker] if self.worker else []))
         self._web = None
         leading, self._leader_task = self._leader_task, None
         marking, self._deployment_task = self._deployment_task, None
