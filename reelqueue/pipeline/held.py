@@ -78,17 +78,20 @@ class HeldTasks:
         return task_id in self._lost
 
     async def drain(self, timeout_s: float, hurry: asyncio.Event) -> None:
-        """Let running steps finish for up to `timeout_s` (or until `hurry` is set); then
-        cancel the rest, which give their tasks back, and let them end."""
+        """Let running steps finish for up to `timeout_s` (or until `hurry` is set), those
+        begun meanwhile too (claimed by a turn under way at the stop); then cancel the
+        rest, which give their tasks back, and let them end."""
         if not self._running:
             return
         log.info("draining", running=len(self._running), timeout_s=timeout_s)
-        ended = asyncio.ensure_future(asyncio.wait(list(self._running.values())))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         hurried = asyncio.ensure_future(hurry.wait())
         try:
-            await asyncio.wait({ended, hurried}, timeout=timeout_s, return_when=FIRST)
+            while self._running and not hurried.done() and (left := deadline - loop.time()) > 0:
+                running = set(self._running.values())
+                await asyncio.wait({hurried, *running}, timeout=left, return_when=FIRST)
         finally:
-            ended.cancel()
             hurried.cancel()
         pending = {task for task in self._running.values() if not task.done()}
         for task in pending:
