@@ -67,21 +67,6 @@ class _QuietServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
         super().__init__(config)
         self._on_started = on_started
-        self._exiting = asyncio.Event()
-
-    def exit(self, *, force: bool = False) -> None:
-        """Begin shutting down now, rather than at uvicorn's next tick."""
-        self.should_exit = True
-        self.force_exit = self.force_exit or force
-        self._exiting.set()
-
-    async def main_loop(self) -> None:
-        """uvicorn's ticks (they keep the Date header fresh), cut short by `exit()`."""
-        counter = 0
-        while not await self.on_tick(counter):
-            counter = (counter + 1) % 864000
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._exiting.wait(), 0.1)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -124,11 +109,11 @@ class WebServer(BackgroundService):
         stopped = asyncio.ensure_future(stopping.wait())
         try:
             await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            server.exit()
+            server.should_exit = True
             await serving
         except asyncio.CancelledError:
             # Hurried: close the listening socket, without waiting for open connections.
-            server.exit(force=True)
+            server.should_exit = server.force_exit = True
             await asyncio.wait({serving}, timeout=1.0)
             raise
         finally:
