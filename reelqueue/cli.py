@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
 import functools
+import gc
 import json
 import os
 import signal
@@ -661,6 +663,9 @@ def _refused_privilege(exc: BaseException) -> str | None:
 
 def main() -> None:
     """Entry point: a user's mistake is one line on stderr and exit code 2, never a traceback."""
+    # At exit the process's objects are left to the OS: the interpreter's final collection
+    # over every loaded module took about 0.45 s of each stop.
+    atexit.register(gc.freeze)
     try:
         app()
     except UserError as exc:
