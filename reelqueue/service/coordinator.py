@@ -236,9 +236,10 @@ class Coordinator(BackgroundService):
             await asyncio.wait({stopper, ringer}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopper.cancel()
-        if ringer.done():
+            if not ringer.done():
+                ringer.cancel()  # also when this wait itself is cancelled
+        if ringer.done() and not ringer.cancelled():
             return ringer.result()
-        ringer.cancel()
         return Rings()
 
     async def _guarded(self, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
