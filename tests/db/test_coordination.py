@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
 from reelqueue.queue import LeaderElection, Listener
+from tests.fixtures.service import until
 
 
 async def test_only_one_process_leads_and_a_standby_takes_over(database_url: str) -> None:
@@ -58,6 +60,13 @@ async def test_acquire_gives_up_when_asked_to_stop(database_url: str) -> None:
 async def test_notifications_resume_after_the_connection_is_terminated(database_url: str) -> None:
     received: list[str] = []
     reconnected = asyncio.Event()
+
+    def heard(payload: str) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:
+            return payload in received
+
+        return check
+
     listener = Listener(
         database_url,
         ["test_channel"],
@@ -70,17 +79,14 @@ async def test_notifications_resume_after_the_connection_is_terminated(database_
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("NOTIFY test_channel, 'before'")
-        await asyncio.sleep(0.2)
+        await until(heard("before"), within_s=5)
         await conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         await asyncio.wait_for(reconnected.wait(), 10)
         await conn.execute("NOTIFY test_channel, 'after'")
-        for _ in range(50):
-            if "after" in received:
-                break
-            await asyncio.sleep(0.05)
+        await until(heard("after"), within_s=5)
     finally:
         await conn.close()
         await listener.stop()
