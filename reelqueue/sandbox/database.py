@@ -15,11 +15,8 @@ from typing import Any
 
 from reelqueue.sandbox.datasource import not_present, title_text
 from reelqueue.sandbox.errors import shape_error, validation_error
-from reelqueue.sandbox.properties import rich_text
+from reelqueue.sandbox.properties import parse_rich_text
 from reelqueue.sandbox.store import Calendar
-
-MAX_ELEMENTS = 100
-MAX_TEXT = 2000
 
 # Keys the SDK sends that the sandbox does not model, and what they would do.
 NOT_SUPPORTED = {
@@ -30,30 +27,8 @@ NOT_SUPPORTED = {
 
 
 def description_text(raw: Any, path: str = "body.description") -> list[dict[str, Any]]:
-    """A database description in a request, as rich text elements; a 400 if it is not one.
-
-    Notion caps each text element at 2000 characters and a rich-text array at 100 elements.
-    """
-    if not isinstance(raw, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("text"), dict) for e in raw
-    ):
-        raise shape_error(path, "an array of rich text", raw)
-    if len(raw) > MAX_ELEMENTS:
-        raise validation_error(
-            f"{path}.length should be ≤ `{MAX_ELEMENTS}`, instead was `{len(raw)}`."
-        )
-    elements = []
-    for index, element in enumerate(raw):
-        content = element["text"].get("content", "")
-        if not isinstance(content, str):
-            raise shape_error(f"{path}[{index}].text.content", "a string", content)
-        if len(content) > MAX_TEXT:
-            raise validation_error(
-                f"{path}[{index}].text.content.length should be ≤ `{MAX_TEXT}`, "
-                f"instead was `{len(content)}`."
-            )
-        elements.append(rich_text(content))
-    return elements
+    """A database description in a request, checked as any rich text; a 400 if it is not one."""
+    return parse_rich_text(raw, path)
 
 
 def update_database(calendar: Calendar, body: dict[str, Any], *, archived_alias: bool) -> None:

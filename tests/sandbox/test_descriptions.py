@@ -214,7 +214,9 @@ elements = st.integers(0, 110).flatmap(lambda n: st.lists(element, min_size=n, m
 def test_a_description_is_taken_exactly_when_within_notions_limits(
     raw: list[dict[str, Any]],
 ) -> None:
-    if len(raw) <= 100 and all(len(e["text"]["content"]) <= 2000 for e in raw):
+    # Notion counts text in UTF-16 code units: an emoji is two.
+    units = [len(e["text"]["content"].encode("utf-16-le")) // 2 for e in raw]
+    if len(raw) <= 100 and all(n <= 2000 for n in units):
         assert plain(description_text(raw)) == [e["text"]["content"] for e in raw]
     else:
         with pytest.raises(NotionError) as refused:
