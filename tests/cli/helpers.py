@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +83,7 @@ class LoggedProcess:
         )
         self.lines: list[str] = []
         self.found: str | None = None
+        self._settled = threading.Event()  # set at the match, or when the output ends
         self._pattern = re.compile(pattern)
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -94,14 +94,14 @@ class LoggedProcess:
             match = self._pattern.search(line)
             if match and self.found is None:
                 self.found = match.group(1)
+                self._settled.set()
+        self._settled.set()
 
     def wait_found(self, within_s: float = 60) -> str:
         """The pattern's match, once the process printed it (fails if it exits first)."""
-        deadline = time.monotonic() + within_s
-        while self.found is None:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("reelqueue did not start:\n" + "".join(self.lines))
-            time.sleep(0.05)
+        self._settled.wait(within_s)
+        if self.found is None:
+            raise AssertionError("reelqueue did not start:\n" + "".join(self.lines))
         return self.found
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
