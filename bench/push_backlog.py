@@ -30,6 +30,7 @@ from reelqueue.logs import configure_logging
 from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
 from reelqueue.service import Service, ServiceOptions
+from reelqueue.statuses import StatusTable
 
 RATE = 3.0
 NEW_BATCH = 20
@@ -108,6 +109,7 @@ async def run(server: str, backlog: int, latency_ms: float) -> dict[str, Any]:
                         TaskChange(t.id, p, t.status, "claimed", actor="bench")
                         for p, t in tasks.items()
                     ],
+                    StatusTable(),
                 )
             started = time.monotonic()
             log_from = len(recorder.log)

@@ -6,14 +6,16 @@ labels; all of them use this table, so a status means the same thing everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from reelqueue.errors import UserError
 
 __all__ = [
+    "DEFAULT_ROWS",
     "GATES",
+    "NAMED_STATUSES",
     "PRIORITIES",
     "SHORT_LABELS",
     "STATUS_GROUPS",
@@ -22,6 +24,7 @@ __all__ = [
     "StatusInfo",
     "StatusTable",
     "UnknownStatusLabel",
+    "check_rows",
     "priority_label",
 ]
 
@@ -66,19 +69,8 @@ def priority_label(priority: int) -> str:
     return next((label for label, value in PRIORITIES.items() if value == priority), "Normal")
 
 
-STEPS: tuple[str, ...] = (
-    "assets",
-    "composites",
-    "video",
-    "audio",
-    "sfx",
-    "assembly",
-    "upload",
-)
-GATES: tuple[str, ...] = ("assets", "video", "audio", "final")
-
 _W, _R, _G = Kind.WAITING, Kind.RUNNING, Kind.GATE
-_DEFAULT_ROWS: tuple[StatusInfo, ...] = (
+DEFAULT_ROWS: tuple[StatusInfo, ...] = (
     StatusInfo("draft", "Draft", Kind.DRAFT),
     StatusInfo("queued", "Queued", _W, step="assets", next="claimed"),
     StatusInfo("claimed", "Processing", _R, step="assets", next="generating_assets",
@@ -143,7 +135,7 @@ def _shown_only(row: StatusInfo, rows: Mapping[str, StatusInfo]) -> bool:
     return row.kind is Kind.WAITING and row.status != "queued" and row.status not in approvals
 
 
-_ROWS = {row.status: row for row in _DEFAULT_ROWS}
+_ROWS = {row.status: row for row in DEFAULT_ROWS}
 
 # The shortest working label set: every status only shown shares "In progress", and
 # Notion's default options of a new status property ("Not started", "In progress", "Done")
@@ -155,8 +147,42 @@ SHORT_LABELS: Mapping[str, str] = {
 }
 
 
+# Statuses the code names: where a task starts, ends, and goes when stopped.
+NAMED_STATUSES: tuple[str, ...] = ("draft", "queued", "published", "cancelled", "invalid")
+
+
+def _steps_in_order(rows: Iterable[StatusInfo]) -> tuple[str, ...]:
+    return tuple(
+        dict.fromkeys(r.step for r in rows if r.step and r.kind in {Kind.WAITING, Kind.RUNNING})
+    )
+
+
+def check_rows(rows: Sequence[StatusInfo]) -> None:
+    """Refuse a vocabulary the queue cannot run: a duplicate or dangling status, a step
+    without a status to wait in, one to run in and one to fail to, or a gate that nothing
+    opens."""
+    statuses = [row.status for row in rows]
+    problems = [f"{s!r} is listed twice" for s in dict.fromkeys(statuses) if statuses.count(s) > 1]
+    known = set(statuses)
+    problems += [f"the vocabulary lacks {s!r}" for s in NAMED_STATUSES if s not in known]
+    for row in rows:
+        for exit_name in ("next", "error", "approval"):
+            target = getattr(row, exit_name)
+            if target is not None and target not in known:
+                problems.append(f"{row.status!r}'s {exit_name} {target!r} is no status")
+        if row.kind is Kind.GATE and (row.gate is None or row.approval is None):
+            problems.append(f"gate {row.status!r} needs a gate name and an approval status")
+    for step in _steps_in_order(rows):
+        for kind in (Kind.WAITING, Kind.RUNNING, Kind.ERROR):
+            if not any(r.step == step and r.kind is kind for r in rows):
+                problems.append(f"step {step!r} has no {kind.value} status")
+    if problems:
+        raise ValueError("status vocabulary: " + "; ".join(problems))
+
+
 class StatusTable:
-    """The status vocabulary with the deployment's label overrides applied.
+    """The status vocabulary (`rows`, by default the one above) with the deployment's
+    label overrides applied.
 
     Statuses the creator only looks at (running ones, and ready ones that are no gate) may
     share a label; every label she sets (Queued, an approval, Cancelled, Draft, an error to
@@ -164,11 +190,19 @@ class StatusTable:
     where it matters.
     """
 
-    def __init__(self, overrides: Mapping[str, str] | None = None) -> None:
-        rows = {row.status: row for row in _DEFAULT_ROWS}
+    def __init__(
+        self,
+        overrides: Mapping[str, str] | None = None,
+        *,
+        rows: Sequence[StatusInfo] = DEFAULT_ROWS,
+    ) -> None:
+        check_rows(rows)
+        self.steps: tuple[str, ...] = _steps_in_order(rows)
+        self.gates: tuple[str, ...] = tuple(r.gate for r in rows if r.gate)
+        by_status = {row.status: row for row in rows}
         for status, label in (overrides or {}).items():
-            if status not in rows:
-                known = ", ".join(rows)
+            if status not in by_status:
+                known = ", ".join(by_status)
                 raise UnknownStatusLabel(
                     f"REELQUEUE_STATUS_LABELS: {status!r} is not a status; use one of {known}"
                 )
@@ -176,14 +210,14 @@ class StatusTable:
                 raise UnknownStatusLabel(
                     f"REELQUEUE_STATUS_LABELS: the label of {status!r} is empty"
                 )
-            rows[status] = replace(rows[status], label=label.strip())
+            by_status[status] = replace(by_status[status], label=label.strip())
         by_label: dict[str, list[str]] = {}
-        for row in rows.values():
+        for row in by_status.values():
             by_label.setdefault(row.label, []).append(row.status)
         clashes = [
             f"{label!r} ({', '.join(statuses)})"
             for label, statuses in by_label.items()
-            if len(statuses) > 1 and not all(_shown_only(rows[s], rows) for s in statuses)
+            if len(statuses) > 1 and not all(_shown_only(by_status[s], by_status) for s in statuses)
         ]
         if clashes:
             raise UnknownStatusLabel(
@@ -191,8 +225,10 @@ class StatusTable:
                 "or a gate, which needs its own label: " + "; ".join(clashes)
                 + " (only running statuses and ready statuses that are no gate may share one)"
             )  # fmt: skip
-        self._rows = rows
+        self._rows = by_status
         self._by_label = by_label
+        self.running = frozenset(self.statuses_of(Kind.RUNNING))
+        self.runnable: tuple[str, ...] = tuple(self.statuses_of(Kind.WAITING))
 
     def __iter__(self) -> Iterator[StatusInfo]:
         return iter(self._rows.values())
@@ -266,3 +302,20 @@ class StatusTable:
         return next(
             r.status for r in self._rows.values() if r.kind is Kind.ERROR and r.step == step
         )
+
+    def waiting_status_for(self, step: str) -> str:
+        """The runnable status that starts a step (where a retried step waits)."""
+        return next(r.status for r in self if r.kind is Kind.WAITING and r.step == step)
+
+    def running_status_for(self, step: str) -> str:
+        """The status a task shows while the step runs: the last running one of its chain
+        (queued passes through `claimed` on paper; a claim moves it straight on)."""
+        return next(
+            r.status
+            for r in self
+            if r.kind is Kind.RUNNING and r.step == step and r.next not in self.running
+        )
+
+
+STEPS: tuple[str, ...] = StatusTable().steps
+GATES: tuple[str, ...] = StatusTable().gates

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from reelqueue.db.engine import sqlalchemy_url
 from reelqueue.db.queue_sql import install
 from reelqueue.errors import UserError
+from reelqueue.statuses import StatusTable
 
 __all__ = [
     "RETIRED_REVISIONS",
@@ -57,7 +58,7 @@ def head_revision() -> str:
     return head
 
 
-async def _run(url: str, action: str, revision: str) -> None:
+async def _run(url: str, action: str, revision: str, table: StatusTable | None = None) -> None:
     engine = create_async_engine(sqlalchemy_url(url))
     try:
         async with engine.begin() as conn:
@@ -74,16 +75,17 @@ async def _run(url: str, action: str, revision: str) -> None:
                 getattr(command, action)(_config(sync_conn), revision)
                 reached = MigrationContext.configure(sync_conn).get_current_revision()
                 if action == "upgrade" and reached == head_revision():
-                    install(sync_conn)
+                    install(sync_conn, table)
 
             await conn.run_sync(apply)
     finally:
         await engine.dispose()
 
 
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Upgrade the database at `url` to `revision` (the newest by default)."""
-    await _run(url, "upgrade", revision)
+async def upgrade(url: str, revision: str = "head", *, table: StatusTable | None = None) -> None:
+    """Upgrade the database at `url` to `revision` (the newest by default), with the
+    queue's SQL for `table`'s vocabulary (by default statuses.py's)."""
+    await _run(url, "upgrade", revision, table)
 
 
 async def downgrade(url: str, revision: str = "base") -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from reelqueue.config import Channels
 from reelqueue.ingest.snapshot import PageSnapshot
 from reelqueue.ingest.validation import invalid_reason
-from reelqueue.queue import TaskRecord, fields_to_write, page_fields, waiting_status_for
+from reelqueue.queue import TaskRecord, fields_to_write, page_fields
 from reelqueue.statuses import PRIORITIES, Kind, StatusTable
 
 __all__ = [
@@ -276,7 +276,7 @@ class Rules:
         """The creator rejected what a gate shows: the step before it runs again."""
         step = self._step_before(task.status)
         assert step is not None
-        target = waiting_status_for(step)
+        target = self._table.waiting_status_for(step)
         values: dict[str, Any] = {
             "resume_step": step if target == "queued" else None,
             "step_attempts": 0,

@@ -405,8 +405,8 @@ class Poller:
         if gone or moved:
             async with self._engine.begin() as conn:
                 tasks = await load_tasks_by_page(conn, gone)
-                result.summary.outcomes["missing"] += await mark_missing(conn, gone)
-                result.summary.outcomes["held"] += await hold_moved(conn, moved)
+                result.summary.outcomes["missing"] += await mark_missing(conn, gone, self._table)
+                result.summary.outcomes["held"] += await hold_moved(conn, moved, self._table)
             for page_id, how in gone.items():
                 if page_id in tasks or page_id in self._gone:
                     continue

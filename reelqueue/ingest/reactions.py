@@ -209,6 +209,7 @@ class Reactor:
                                 values={"error_log": reason, "attempts": 0},
                             )
                         ],
+                        self._table,
                     )
         except DBAPIError as again:
             if is_retryable(again):
@@ -255,7 +256,7 @@ class Reactor:
                 title=task.title,
             )
         summary.count(Outcome.RACED, len(new) - len(created))
-        await apply_changes(conn, changes)
+        await apply_changes(conn, changes, self._table)
         return summary
 
     @staticmethod

@@ -1,6 +1,6 @@
 """The production pipeline: the step API, step sets, transitions, and the worker."""
 
-from reelqueue.pipeline.demo_steps import DEMO_STEPS, DEMO_URL_PREFIX
+from reelqueue.pipeline.demo_steps import DEMO_STEPS, DEMO_URL_PREFIX, demo_steps
 from reelqueue.pipeline.registry import ENTRY_POINT_GROUP, StepSetError, load_step_sets
 from reelqueue.pipeline.steps import (
     LeaseLost,
@@ -33,6 +33,7 @@ __all__ = [
     "TaskInfo",
     "TransientStepError",
     "Worker",
+    "demo_steps",
     "failure_outcome",
     "load_step_sets",
     "new_worker_id",

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Iterable
 
 from reelqueue.pipeline.steps import StepContext, StepFunction, StepResult, TransientStepError
 from reelqueue.statuses import STEPS
 
-__all__ = ["DEMO_STEPS", "DEMO_URL_PREFIX"]
+__all__ = ["DEMO_STEPS", "DEMO_URL_PREFIX", "demo_steps"]
 
 DEMO_URL_PREFIX = "https://demo.reelqueue.invalid/watch/"
 
@@ -46,4 +47,9 @@ def _demo_step(step: str) -> StepFunction:
     return run
 
 
-DEMO_STEPS: dict[str, StepFunction] = {step: _demo_step(step) for step in STEPS}
+def demo_steps(steps: Iterable[str]) -> dict[str, StepFunction]:
+    """A demo step for each of `steps` (a vocabulary with more steps gets a demo of each)."""
+    return {step: _demo_step(step) for step in steps}
+
+
+DEMO_STEPS: dict[str, StepFunction] = demo_steps(STEPS)

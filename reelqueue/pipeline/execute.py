@@ -25,7 +25,7 @@ from reelqueue.pipeline.steps import (
     TransientStepError,
 )
 from reelqueue.pipeline.transitions import failure_outcome, success_path
-from reelqueue.queue import ClaimedTask, Finish, TaskRecord, waiting_status_for
+from reelqueue.queue import ClaimedTask, Finish, TaskRecord
 from reelqueue.statuses import StatusTable
 
 __all__ = ["RETRYABLE", "StepRunner"]
@@ -49,6 +49,7 @@ class StepRunner:
         extend_lease: Callable[[int], Awaitable[None]],
         is_lost: Callable[[int], bool],
         on_done: Callable[[], None],
+        table: StatusTable,
     ) -> None:
         self._settings = settings
         self._channels = channels
@@ -58,7 +59,7 @@ class StepRunner:
         self._extend_lease = extend_lease
         self._is_lost = is_lost
         self._on_done = on_done
-        self._table = StatusTable(settings.status_labels)
+        self._table = table
 
     async def execute(self, claimed: ClaimedTask) -> None:
         """Run the claimed step to its end, and record that end."""
@@ -150,7 +151,7 @@ class StepRunner:
 
     async def _release(self, task: TaskRecord, status: str, step: str) -> None:
         """Give a task back untouched (drain timeout): claimable again at once."""
-        target = waiting_status_for(step)
+        target = self._table.waiting_status_for(step)
         values = {"resume_step": step if target == "queued" else None}
         path = [(target, f"released by {self._worker_id} on shutdown")]
         with contextlib.suppress(Exception):

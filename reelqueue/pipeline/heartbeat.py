@@ -20,6 +20,7 @@ from reelqueue.pipeline.steps import LeaseLost
 from reelqueue.queue import heartbeat
 from reelqueue.queue.lifecycle import BackgroundService
 from reelqueue.queue.supervise import LoopHealth, describe_error
+from reelqueue.statuses import StatusTable
 
 __all__ = ["Heartbeats"]
 
@@ -39,8 +40,10 @@ class Heartbeats(BackgroundService):
         worker_id: str,
         lease: timedelta,
         health: LoopHealth,
+        table: StatusTable,
     ) -> None:
         super().__init__()
+        self._table = table
         self._engine = engine
         self._held = held
         self._worker_id = worker_id
@@ -94,7 +97,11 @@ class Heartbeats(BackgroundService):
         started = asyncio.get_running_loop().time()
         async with self._engine.begin() as conn:
             lost = await heartbeat(
-                conn, worker_id=self._worker_id, task_ids=task_ids, lease=self._lease
+                conn,
+                worker_id=self._worker_id,
+                task_ids=task_ids,
+                lease=self._lease,
+                table=self._table,
             )
         held = set(self._held.ids())
         self._extended_at = {i: t for i, t in self._extended_at.items() if i in held}

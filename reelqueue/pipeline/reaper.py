@@ -38,20 +38,21 @@ class Reaper(BackgroundService):
         *,
         interval_s: float = 2.0,
         health: LoopHealth | None = None,
+        table: StatusTable | None = None,
     ) -> None:
         super().__init__()
         self._engine = engine
         self._settings = settings
         self._interval_s = interval_s
-        self._table = StatusTable(settings.status_labels)
+        self._table = table or StatusTable(settings.status_labels)
         self.health = health or LoopHealth("reaper")
 
     async def reap(self) -> list[int]:
         """One pass: the ids of the tasks returned. Database errors are the caller's."""
 
         async def work(conn: AsyncConnection) -> list[TaskChange]:
-            changes = [self._reaped(lease) for lease in await expired_leases(conn)]
-            await apply_changes(conn, changes)
+            changes = [self._reaped(lease) for lease in await expired_leases(conn, self._table)]
+            await apply_changes(conn, changes, self._table)
             return changes
 
         changes = await run_in_transaction(self._engine, work, what="reaper")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
 from reelqueue.errors import UserError
-from reelqueue.pipeline.demo_steps import DEMO_STEPS
+from reelqueue.pipeline.demo_steps import demo_steps
 from reelqueue.pipeline.steps import StepSet
 from reelqueue.statuses import STEPS
 
@@ -37,39 +37,42 @@ def _import(reference: str) -> Any:
         ) from None
 
 
-def _checked(name: str, found: Any) -> StepSet:
+def _checked(name: str, found: Any, steps_needed: Sequence[str]) -> StepSet:
     steps = found() if callable(found) and not isinstance(found, Mapping) else found
     if not isinstance(steps, Mapping):
         raise StepSetError(f"step set {name!r} is not a mapping of step name to function")
-    missing = [step for step in STEPS if not callable(steps.get(step))]
+    missing = [step for step in steps_needed if not callable(steps.get(step))]
     if missing:
         raise StepSetError(f"step set {name!r} lacks the steps {', '.join(missing)}")
     return steps
 
 
-def load_step_sets(configured: Mapping[str, str]) -> dict[str, StepSet]:
-    """Every step set by name: `demo`, entry points, then REELQUEUE_STEP_SETS (which wins)."""
-    sets: dict[str, StepSet] = {"demo": DEMO_STEPS}
+def load_step_sets(
+    configured: Mapping[str, str], steps: Sequence[str] = STEPS
+) -> dict[str, StepSet]:
+    """Every step set by name: `demo`, entry points, then REELQUEUE_STEP_SETS (which wins);
+    each must have a function for every one of `steps` (the vocabulary's)."""
+    sets: dict[str, StepSet] = {"demo": demo_steps(steps)}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         if entry.name == "demo":
             continue
         try:
-            sets[entry.name] = _checked(entry.name, entry.load())
+            sets[entry.name] = _checked(entry.name, entry.load(), steps)
         except ImportError as exc:
             raise StepSetError(
                 f"step set {entry.name!r} ({entry.value}) fails to load: {exc}"
             ) from None
     for name, reference in configured.items():
-        sets[name] = _checked(name, _import(reference))
+        sets[name] = _checked(name, _import(reference), steps)
     return sets
 
 
-def check_step_caps(caps: Mapping[str, int]) -> None:
+def check_step_caps(caps: Mapping[str, int], steps: Sequence[str] = STEPS) -> None:
     """Refuse a REELQUEUE_STEP_CAPS naming an unknown step or capping one below zero."""
     for step, cap in caps.items():
-        if step not in STEPS:
+        if step not in steps:
             raise StepSetError(
-                f"REELQUEUE_STEP_CAPS: unknown step {step!r}; known steps: {', '.join(STEPS)}"
+                f"REELQUEUE_STEP_CAPS: unknown step {step!r}; known steps: {', '.join(steps)}"
             )
         if cap < 0:
             raise StepSetError(

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reelqueue.config import Channel
-from reelqueue.queue import waiting_status_for
 from reelqueue.statuses import Kind, StatusTable
 
 __all__ = ["Outcome", "failure_outcome", "retry_delay", "success_path"]
@@ -72,7 +71,7 @@ def failure_outcome(
     moment = now or datetime.now(UTC)
     values: dict[str, Any] = {"attempts": attempts + 1, "step_attempts": step_attempts}
     if transient and step_attempts < max_attempts:
-        target = waiting_status_for(step)
+        target = table.waiting_status_for(step)
         values["run_after"] = moment + (
             retry_delay(step_attempts, retry_base_s) if backoff else timedelta(0)
         )

@@ -34,6 +34,7 @@ from reelqueue.pipeline.turns import Turns
 from reelqueue.queue import TASKS_CHANNEL, ClaimedTask, ClaimLimits, Listener
 from reelqueue.queue.lifecycle import BackgroundService, stop_all
 from reelqueue.queue.supervise import LoopHealth
+from reelqueue.statuses import StatusTable
 
 __all__ = ["RETRYABLE", "Worker", "new_worker_id"]
 
@@ -66,8 +67,10 @@ class Worker(BackgroundService):
         poll_s: float = 2.0,
         worker_id: str | None = None,
         engine: AsyncEngine | None = None,
+        table: StatusTable | None = None,
     ) -> None:
         super().__init__()
+        self._table = table or StatusTable(settings.status_labels)
         self.worker_id = worker_id or new_worker_id()
         self._url = database_url
         self._settings = settings
@@ -149,12 +152,12 @@ class Worker(BackgroundService):
         completer = Completer(turns, held, lease=self._lease, health=self.completions)
         heartbeats = Heartbeats(
             self._engine, held, worker_id=self.worker_id, lease=self._lease,
-            health=self.heartbeats,
+            health=self.heartbeats, table=self._table,
         )  # fmt: skip
         runner = StepRunner(
             self._settings, self._channels, self._step_sets, worker_id=self.worker_id,
             finish=completer.finish, extend_lease=heartbeats.extend, is_lost=held.is_lost,
-            on_done=self._counted,
+            on_done=self._counted, table=self._table,
         )  # fmt: skip
         claimer = self.claimer = Claimer(
             turns, held, poll_s=self._poll_s, health=self.claims, worker_id=self.worker_id
@@ -167,7 +170,7 @@ class Worker(BackgroundService):
             health=self.wake_ups,
         )
         reaper = Reaper(self._engine, self._settings, interval_s=self._poll_s,
-                        health=self.reaping)  # fmt: skip
+                        health=self.reaping, table=self._table)  # fmt: skip
         try:
             for service in (completer, heartbeats, listener, reaper, claimer):
                 service.start()

@@ -377,7 +377,9 @@ class Pusher:
                 return
             except NotionNotFound:
                 async with self._engine.begin() as conn:
-                    result.pages_missing += await mark_missing(conn, {page_id: "unshared"})
+                    result.pages_missing += await mark_missing(
+                        conn, {page_id: "unshared"}, self._table
+                    )
                 await self._done(page_id, upto)
                 return
             except (NotionUnavailable, NotionRateLimited) as exc:
@@ -408,7 +410,7 @@ class Pusher:
                     and changed_fields(now, self._table)
                 ):
                     # The task moved while the write was on its way: the page is behind again.
-                    await record_changes(conn, [_behind(now)])
+                    await record_changes(conn, [_behind(now)], self._table)
 
             await run_in_transaction(self._engine, record, what="page written")
             result.pages_written += 1

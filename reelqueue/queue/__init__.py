@@ -9,8 +9,6 @@ from reelqueue.queue.claim import (
     exchange,
     expired_leases,
     heartbeat,
-    running_status_for,
-    waiting_status_for,
 )
 from reelqueue.queue.leader import LEADER_LOCK_KEY, LeaderElection
 from reelqueue.queue.lifecycle import BackgroundService, Lifecycle, stop_all
@@ -72,9 +70,7 @@ __all__ = [
     "record_changes",
     "release_found",
     "retry_task",
-    "running_status_for",
     "status_counts",
     "stop_all",
     "task_history",
-    "waiting_status_for",
 ]

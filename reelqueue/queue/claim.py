@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.queue.tasks import TaskRecord
-from reelqueue.statuses import Kind, StatusTable
+from reelqueue.statuses import StatusTable
 
 __all__ = [
     "CLAIM_LOCK_KEY",
@@ -35,13 +35,9 @@ __all__ = [
     "exchange",
     "expired_leases",
     "heartbeat",
-    "running_status_for",
-    "waiting_status_for",
 ]
 
 CLAIM_LOCK_KEY = 0x7265_656C_6300
-_TABLE = StatusTable()
-_RUNNING = tuple(_TABLE.statuses_of(Kind.RUNNING))
 
 
 @dataclass(frozen=True)
@@ -58,20 +54,6 @@ class ClaimedTask:
 
     task: TaskRecord
     step: str | None
-
-
-def waiting_status_for(step: str) -> str:
-    """The runnable status that starts a step (where a retried step waits)."""
-    return next(r.status for r in _TABLE if r.kind is Kind.WAITING and r.step == step)
-
-
-def running_status_for(step: str) -> str:
-    """The status a task shows while the step runs: the last running one of its chain."""
-    return next(
-        r.status
-        for r in _TABLE
-        if r.kind is Kind.RUNNING and r.step == step and r.next not in _RUNNING
-    )
 
 
 @dataclass(frozen=True)
@@ -196,7 +178,12 @@ def _decoded(record: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def heartbeat(
-    conn: AsyncConnection, *, worker_id: str, task_ids: Sequence[int], lease: timedelta
+    conn: AsyncConnection,
+    *,
+    worker_id: str,
+    task_ids: Sequence[int],
+    lease: timedelta,
+    table: StatusTable,
 ) -> set[int]:
     """Extend the leases this worker still holds; return the ids it no longer holds."""
     if not task_ids:
@@ -213,7 +200,7 @@ async def heartbeat(
                 "ids": list(task_ids),
                 "worker": worker_id,
                 "lease": lease,
-                "running": list(_RUNNING),
+                "running": sorted(table.running),
             },
         )
     ).all()
@@ -233,7 +220,7 @@ class ExpiredLease:
     step_attempts: int
 
 
-async def expired_leases(conn: AsyncConnection) -> list[ExpiredLease]:
+async def expired_leases(conn: AsyncConnection, table: StatusTable) -> list[ExpiredLease]:
     """Running tasks whose lease ran out, locked until the caller's transaction ends."""
     rows = await conn.execute(
         text(
@@ -242,11 +229,11 @@ async def expired_leases(conn: AsyncConnection) -> list[ExpiredLease]:
             " AND status = ANY(CAST(:running AS text[]))"
             " FOR UPDATE SKIP LOCKED"
         ),
-        {"running": list(_RUNNING)},
+        {"running": sorted(table.running)},
     )
     expired = []
     for row in rows.mappings():
-        step = _TABLE[row["status"]].step
+        step = table[row["status"]].step
         assert step is not None
         expired.append(
             ExpiredLease(

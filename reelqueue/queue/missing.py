@@ -28,7 +28,6 @@ __all__ = ["MOVED", "hold_moved", "mark_missing", "release_found"]
 log = structlog.get_logger(__name__)
 
 MOVED = "moved"
-_STATUSES = StatusTable()  # kinds only: labels do not matter here
 _REASONS = {
     "deleted": "the page was deleted in Notion",
     "unshared": "the page is no longer shared with the integration",
@@ -54,7 +53,7 @@ async def _note(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
         await conn.execute(insert(TASK_EVENTS), rows)
 
 
-async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
+async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str], table: StatusTable) -> int:
     """Mark the tasks of these pages (page id -> 'deleted' | 'unshared'); cancel active ones.
 
     Returns how many tasks were newly marked; a task already marked is left alone,
@@ -67,7 +66,7 @@ async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
         if task.page_missing is not None and task.page_missing != MOVED:
             continue
         reason = _REASONS.get(gone[page_id], gone[page_id])
-        target = "cancelled" if _STATUSES.is_active(task.status) else task.status
+        target = "cancelled" if table.is_active(task.status) else task.status
         log.warning(
             "task's page is gone",
             notion_page_id=page_id,
@@ -90,12 +89,12 @@ async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str]) -> int:
                 push=False,
             )
         )
-    await apply_changes(conn, changes)
+    await apply_changes(conn, changes, table)
     return len(changes)
 
 
-def _hold_reason(task: TaskRecord, where: str) -> str:
-    if not _STATUSES.is_active(task.status):
+def _hold_reason(task: TaskRecord, where: str, table: StatusTable) -> str:
+    if not table.is_active(task.status):
         return (
             f"the page was moved out of the calendar (to {where}); reelqueue stops updating "
             "it until it is moved back"
@@ -107,7 +106,7 @@ def _hold_reason(task: TaskRecord, where: str) -> str:
     )
 
 
-async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str]) -> int:
+async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str], table: StatusTable) -> int:
     """Hold the tasks of pages moved out of the calendar (page id -> where they went).
 
     Returns how many tasks were newly held; each gets a history row saying why.
@@ -117,7 +116,7 @@ async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str]) -> int:
     for page_id, task in tasks.items():
         if task.page_missing is not None:
             continue
-        reason = _hold_reason(task, moved[page_id])
+        reason = _hold_reason(task, moved[page_id], table)
         log.warning(
             "task held: its page was moved out of the calendar",
             notion_page_id=page_id,
@@ -137,7 +136,7 @@ async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str]) -> int:
                 push=False,
             )
         )
-    await apply_changes(conn, changes)
+    await apply_changes(conn, changes, table)
     await _note(conn, changes)
     return len(changes)
 
@@ -195,6 +194,6 @@ async def release_found(conn: AsyncConnection, page_ids: Iterable[str], table: S
                 push=push,
             )
         )
-    await apply_changes(conn, changes)
+    await apply_changes(conn, changes, table)
     await _note(conn, changes)
     return len(changes)

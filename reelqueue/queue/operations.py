@@ -41,10 +41,15 @@ async def _task(conn: AsyncConnection, task_id: int) -> TaskRecord:
 
 
 async def _move(
-    conn: AsyncConnection, task: TaskRecord, to: str, reason: str, values: dict[str, Any]
+    conn: AsyncConnection,
+    task: TaskRecord,
+    to: str,
+    reason: str,
+    values: dict[str, Any],
+    table: StatusTable,
 ) -> None:
     change = TaskChange(task.id, task.notion_page_id, task.status, to, "cli", reason, values)
-    await apply_changes(conn, [change])
+    await apply_changes(conn, [change], table)
 
 
 async def retry_task(conn: AsyncConnection, task_id: int, table: StatusTable) -> str:
@@ -60,7 +65,7 @@ async def retry_task(conn: AsyncConnection, task_id: int, table: StatusTable) ->
         "error_log": "",
         "run_after": text("now()"),
     }
-    await _move(conn, task, "queued", "retried from the command line", values | _UNLOCK)
+    await _move(conn, task, "queued", "retried from the command line", values | _UNLOCK, table)
     return "queued"
 
 
@@ -69,7 +74,7 @@ async def cancel_task(conn: AsyncConnection, task_id: int, table: StatusTable) -
     task = await _task(conn, task_id)
     if table[task.status].kind in {Kind.DONE, Kind.CANCELLED}:
         raise UserError(f"task {task_id} is already {table.label(task.status)}")
-    await _move(conn, task, "cancelled", "cancelled from the command line", dict(_UNLOCK))
+    await _move(conn, task, "cancelled", "cancelled from the command line", dict(_UNLOCK), table)
     return "cancelled"
 
 
@@ -79,7 +84,8 @@ async def approve_task(conn: AsyncConnection, task_id: int, table: StatusTable) 
     info = table[task.status]
     if info.kind is not Kind.GATE or info.approval is None:
         raise UserError(f"task {task_id} is {info.label}, not at a review gate")
-    await _move(conn, task, info.approval, f"{info.gate} review approved from the command line", {})
+    reason = f"{info.gate} review approved from the command line"
+    await _move(conn, task, info.approval, reason, {}, table)
     return info.approval
 
 

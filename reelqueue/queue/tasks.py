@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from reelqueue.db.models import RUNNABLE_STATUSES, TASKS
+from reelqueue.db.models import TASKS
 from reelqueue.queue.page_view import fields_to_write, page_fields
-from reelqueue.statuses import Kind, StatusTable
+from reelqueue.statuses import StatusTable
 
 __all__ = [
     "OUTBOX_CHANNEL",
@@ -34,8 +34,6 @@ __all__ = [
 
 OUTBOX_CHANNEL = "reelqueue_outbox"
 TASKS_CHANNEL = "reelqueue_tasks"
-
-_RUNNING = frozenset(StatusTable().statuses_of(Kind.RUNNING))
 
 
 @dataclass(frozen=True)
@@ -255,7 +253,7 @@ async def insert_tasks(
             "reason": reason,
             "outbox_channel": OUTBOX_CHANNEL,
             "tasks_channel": TASKS_CHANNEL,
-            "runnable": list(RUNNABLE_STATUSES),
+            "runnable": list(table.runnable),
         },
     )
     # The rest of each row is what a new task starts with (the columns' defaults).
@@ -286,7 +284,9 @@ async def insert_tasks(
     ]
 
 
-async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
+async def apply_changes(
+    conn: AsyncConnection, changes: Sequence[TaskChange], table: StatusTable
+) -> None:
     """Apply changes to existing tasks, with their history and outbox rows.
 
     A task moved out of a running status gives up its lease, so its worker's next
@@ -294,7 +294,7 @@ async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) ->
     """
     for change in changes:
         values = dict(change.values)
-        if change.to_status not in _RUNNING:
+        if change.to_status not in table.running:
             values.setdefault("locked_by", None)
             values.setdefault("lease_expires_at", None)
         await conn.execute(
@@ -307,10 +307,12 @@ async def apply_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) ->
                 **values,
             )
         )
-    await record_changes(conn, changes)
+    await record_changes(conn, changes, table)
 
 
-async def record_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -> None:
+async def record_changes(
+    conn: AsyncConnection, changes: Sequence[TaskChange], table: StatusTable
+) -> None:
     """Write the history and outbox rows of changes already made to the task rows.
 
     One statement, whatever the number of changes. Notion-visible changes wake
@@ -319,7 +321,7 @@ async def record_changes(conn: AsyncConnection, changes: Sequence[TaskChange]) -
     moves = [c for c in changes if c.from_status != c.to_status]
     pushes = [c for c in changes if c.push]
     channels = [OUTBOX_CHANNEL] if pushes else []
-    if any(c.to_status in RUNNABLE_STATUSES for c in moves):
+    if any(c.to_status in table.runnable for c in moves):
         channels.append(TASKS_CHANNEL)
     if not moves and not pushes:
         return

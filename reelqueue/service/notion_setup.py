@@ -89,13 +89,15 @@ def _fix_hint(report: SchemaReport) -> str:
     return "  fix: run `reelqueue notion setup`"
 
 
-async def check_notion(settings: Settings, channels: Channels | None) -> NotionReport:
+async def check_notion(
+    settings: Settings, channels: Channels | None, *, table: StatusTable | None = None
+) -> NotionReport:
     """Who we are in Notion, and every property and option each data source lacks.
 
     Without a channels file the Channel options cannot be checked: that is reported as
     missing too, so the check passes only when the calendar is ready for `reelqueue run`.
     """
-    table = StatusTable(settings.status_labels)
+    table = table or StatusTable(settings.status_labels)
     result = NotionReport()
     async with _client(settings) as notion:
         try:
@@ -121,14 +123,18 @@ async def check_notion(settings: Settings, channels: Channels | None) -> NotionR
 
 
 async def setup_notion(
-    settings: Settings, channels: Channels, confirm: Callable[[str], bool]
+    settings: Settings,
+    channels: Channels,
+    confirm: Callable[[str], bool],
+    *,
+    table: StatusTable | None = None,
 ) -> NotionReport:
     """Add what the API can add (after `confirm`); say what a person must add by hand.
 
     Never drops an existing option and never changes a type. `complete` is False while
     anything is still missing, such as options of a `status`-type Status.
     """
-    table = StatusTable(settings.status_labels)
+    table = table or StatusTable(settings.status_labels)
     names = PropertyNames()
     result = NotionReport()
     async with _client(settings) as notion:
@@ -171,10 +177,15 @@ async def setup_notion(
 
 
 async def create_calendar(
-    settings: Settings, channels: Channels, parent: str, title: str
+    settings: Settings,
+    channels: Channels,
+    parent: str,
+    title: str,
+    *,
+    table: StatusTable | None = None,
 ) -> NotionReport:
     """Create a content calendar under a page: every property, Status a select of every label."""
-    table = StatusTable(settings.status_labels)
+    table = table or StatusTable(settings.status_labels)
     try:
         parent_id = normalize_id(parent)
     except InvalidNotionId as exc:

@@ -18,7 +18,6 @@ from reelqueue.queue import (
     NewTask,
     exchange,
     insert_tasks,
-    running_status_for,
 )
 from reelqueue.statuses import Kind, StatusTable
 
@@ -63,15 +62,15 @@ async def test_each_runnable_status_starts_its_own_step(
     done = await exchange(driver, worker_id="w1", claim=5, lease=LEASE, limits=OPEN)
     step = WAITING_STEPS[status]
     assert [(c.task.id, c.step, c.task.status) for c in done.claimed] == [
-        (task_id, step, running_status_for(step))
+        (task_id, step, StatusTable().running_status_for(step))
     ]
     assert await events(driver, task_id) == [
-        (status, running_status_for(step), "worker:w1", f"claimed for {step}")
+        (status, StatusTable().running_status_for(step), "worker:w1", f"claimed for {step}")
     ]
     outbox = await driver.fetchval(
         "SELECT properties FROM outbox WHERE task_id = $1 ORDER BY id DESC LIMIT 1", task_id
     )
-    assert running_status_for(step) in outbox
+    assert StatusTable().running_status_for(step) in outbox
 
 
 async def test_a_requeued_task_resumes_at_its_failed_step(

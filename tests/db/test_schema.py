@@ -19,7 +19,6 @@ from reelqueue.db import (
 )
 from reelqueue.db.migrate import RetiredRevision
 from reelqueue.db.queue_sql import constants, pieces, render, runnable_index_sql
-from reelqueue.queue import running_status_for
 from reelqueue.statuses import STEPS, StatusTable
 
 Catalog = dict[str, set[tuple[str | None, ...]]]
@@ -181,7 +180,7 @@ def test_the_sql_constants_follow_the_status_table() -> None:
     table = StatusTable()
     values = constants(table)
     for step in STEPS:
-        assert f"'{running_status_for(step)}'" in values["running_status"]
+        assert f"'{table.running_status_for(step)}'" in values["running_status"]
     assert values["queued"] == "'queued'"
     assert "'claimed'" not in values["running_status"], "a claim moves queued straight on"
     with pytest.raises(KeyError, match="nameless"):

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.ingest.reactions import late_edit_log
 from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
+from reelqueue.statuses import StatusTable
 from tests.ingest.test_reactions import page, react, scalar, task_of
 
 URL = "https://youtu.be/abc123"
@@ -32,6 +33,7 @@ async def publish(engine: AsyncEngine, page_id: str) -> None:
                     values={"youtube_url": URL},
                 )
             ],
+            StatusTable(),
         )
 
 

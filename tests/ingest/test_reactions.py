@@ -290,9 +290,9 @@ async def test_a_page_gone_is_marked_once_and_its_task_cancelled(engine: AsyncEn
     first = page()
     await react(engine, first)
     async with engine.begin() as conn:
-        assert await mark_missing(conn, {first.page_id: "deleted"}) == 1
+        assert await mark_missing(conn, {first.page_id: "deleted"}, TABLE) == 1
     async with engine.begin() as conn:
-        assert await mark_missing(conn, {first.page_id: "deleted"}) == 0
+        assert await mark_missing(conn, {first.page_id: "deleted"}, TABLE) == 0
     task = await task_of(engine, first.page_id)
     assert task.page_missing == "deleted"
     assert task.status == "cancelled"

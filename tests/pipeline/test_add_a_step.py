@@ -1,18 +1,15 @@
 """Adding a step with its own gate: a `thumbnail` step and review after the video's.
 
-What a developer adds is rows of the status vocabulary (as statuses.py would hold them)
-and a step function in the step set. The queue's SQL is rendered from the vocabulary,
-so the database learns the new step at the next upgrade, with no migration: the
-thumbnail step is claimed, capped and held at its gate like any other.
+What a developer adds is rows of the status vocabulary (as statuses.py holds them) and
+a step function in the step set (tests/fixtures/thumbnail.py plays both). Everything
+else follows from the vocabulary: its steps and gates, the step sets it needs, the
+queue's SQL (installed at the next upgrade, with no migration), claims and caps.
 """
 
 from __future__ import annotations
 
-import sys
-import types
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import asyncpg
@@ -20,8 +17,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from reelqueue.db import create_engine, upgrade
-from reelqueue.db.queue_sql import install
-from reelqueue.pipeline import DEMO_STEPS, StepContext, StepResult, load_step_sets
+from reelqueue.pipeline import DEMO_STEPS, StepSetError, load_step_sets
+from reelqueue.pipeline.registry import check_step_caps
 from reelqueue.queue import (
     ClaimLimits,
     Finish,
@@ -31,56 +28,67 @@ from reelqueue.queue import (
     exchange,
     insert_tasks,
 )
-from reelqueue.statuses import Kind, StatusInfo, StatusTable
+from reelqueue.statuses import STEPS, StatusInfo, StatusTable
+from tests.fixtures.thumbnail import TABLE, thumbnail, with_thumbnail
 
 LEASE = timedelta(seconds=30)
 LIMITS = ClaimLimits(channel_caps={"science": 10}, step_caps={"thumbnail": 1})
+GATE = TABLE.gate_status("thumbnail")
 
 
-def with_thumbnail(rows: StatusTable) -> list[StatusInfo]:
-    """The vocabulary with a thumbnail step and gate between the video review and audio."""
-    added = []
-    for row in rows:
-        if row.status == "video_approved":
-            added += [
-                replace(row, step="thumbnail", next="generating_thumbnail"),
-                StatusInfo("generating_thumbnail", "Generating Thumbnail", Kind.RUNNING,
-                           step="thumbnail", next="thumbnail_ready", error="thumbnail_error"),
-                StatusInfo("thumbnail_ready", "Thumbnail Ready", Kind.GATE, gate="thumbnail",
-                           next="thumbnail_approved", approval="thumbnail_approved"),
-                StatusInfo("thumbnail_approved", "Thumbnail Approved", Kind.WAITING,
-                           step="audio", next="generating_audio"),
-            ]  # fmt: skip
-        else:
-            added.append(row)
-    return [*added, StatusInfo("thumbnail_error", "Thumbnail Error", Kind.ERROR, step="thumbnail")]
+def test_the_vocabulary_gains_the_step_and_its_gate_in_pipeline_order() -> None:
+    assert TABLE.steps == ("assets", "composites", "video", "thumbnail", "audio", "sfx",
+                           "assembly", "upload")  # fmt: skip
+    assert TABLE.gates == ("assets", "video", "thumbnail", "audio", "final")
+    assert TABLE.waiting_status_for("thumbnail") == "video_approved"
+    assert TABLE.running_status_for("thumbnail") == "generating_thumbnail"
+    assert TABLE.error_for_step("thumbnail") == "thumbnail_error"
+    assert TABLE.gate_for_approval("thumbnail_approved") == GATE
+    assert "Thumbnail Ready" in TABLE.labels
+    assert StatusTable().steps == STEPS, "the default vocabulary is untouched"
 
 
-ROWS = with_thumbnail(StatusTable())
-GATE = next(row for row in ROWS if row.gate == "thumbnail")
+def _without(status: str) -> list[StatusInfo]:
+    return [row for row in with_thumbnail() if row.status != status]
 
 
-async def thumbnail(ctx: StepContext) -> StepResult:
-    return StepResult(files=(f"{ctx.task.id}-thumbnail.png",))
+@pytest.mark.parametrize(
+    ("rows", "says"),
+    [
+        (_without("thumbnail_error"), "step 'thumbnail' has no error status"),
+        (_without("thumbnail_approved"), "next 'thumbnail_approved' is no status"),
+        (_without("generating_thumbnail"), "step 'thumbnail' has no running status"),
+        ([*with_thumbnail(), with_thumbnail()[0]], "'draft' is listed twice"),
+        (_without("cancelled"), "the vocabulary lacks 'cancelled'"),
+    ],
+)
+def test_a_vocabulary_the_queue_cannot_run_is_refused_with_what_is_wrong(
+    rows: list[StatusInfo], says: str
+) -> None:
+    with pytest.raises(ValueError, match=says):
+        StatusTable(rows=rows)
 
 
-@pytest.fixture
-def studio() -> Iterator[str]:
-    """A step set module with every step of the demo plus the thumbnail step."""
-    module = types.ModuleType("studio_with_thumbnail")
-    module.STEPS = {**DEMO_STEPS, "thumbnail": thumbnail}  # type: ignore[attr-defined]
-    sys.modules[module.__name__] = module
-    yield f"{module.__name__}:STEPS"
-    del sys.modules[module.__name__]
+def test_step_sets_must_have_the_new_step_and_the_demo_has_it() -> None:
+    sets = load_step_sets({"studio": "tests.fixtures.thumbnail:STEPS"}, TABLE.steps)
+    assert sets["studio"]["thumbnail"] is thumbnail
+    assert set(sets["demo"]) == set(TABLE.steps)
+    with pytest.raises(StepSetError, match="lacks the steps thumbnail"):
+        load_step_sets({"old": "reelqueue.pipeline:DEMO_STEPS"}, TABLE.steps)
+    assert "thumbnail" not in DEMO_STEPS
+
+
+def test_the_new_step_can_be_capped_and_only_where_it_exists() -> None:
+    check_step_caps({"thumbnail": 1}, TABLE.steps)
+    with pytest.raises(StepSetError, match="unknown step 'thumbnail'"):
+        check_step_caps({"thumbnail": 1})
 
 
 @pytest.fixture
 async def thumbnailed(empty_database_url: str) -> AsyncIterator[AsyncEngine]:
-    """A database upgraded, then given the queue's SQL for the vocabulary with a thumbnail."""
-    await upgrade(empty_database_url)
+    """A database upgraded for the vocabulary with a thumbnail."""
+    await upgrade(empty_database_url, table=TABLE)
     engine = create_engine(empty_database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(install, ROWS)
     yield engine
     await engine.dispose()
 
@@ -92,12 +100,8 @@ async def add(engine: AsyncEngine, status: str) -> int:
         notion_seen={},
     )  # fmt: skip
     async with engine.begin() as conn:
-        (task,) = await insert_tasks(conn, [new], actor="test", table=StatusTable())
+        (task,) = await insert_tasks(conn, [new], actor="test", table=TABLE)
     return task.id
-
-
-def test_a_step_set_with_the_thumbnail_step_loads(studio: str) -> None:
-    assert load_step_sets({"studio": studio})["studio"]["thumbnail"] is thumbnail
 
 
 async def test_the_thumbnail_step_is_claimed_capped_and_waits_at_its_gate(
@@ -134,6 +138,7 @@ async def test_the_thumbnail_step_is_claimed_capped_and_waits_at_its_gate(
                         actor="creator", reason="thumbnail review approved in Notion",
                     )
                 ],
+                TABLE,
             )  # fmt: skip
         after = await exchange(w1, worker_id="w1", claim=5, lease=LEASE, limits=LIMITS)
         assert [(c.task.id, c.step, c.task.status) for c in after.claimed] == [

@@ -14,6 +14,7 @@ from reelqueue.pipeline import LeaseLost
 from reelqueue.pipeline.heartbeat import Heartbeats
 from reelqueue.pipeline.held import HeldTasks
 from reelqueue.queue.supervise import LoopHealth
+from reelqueue.statuses import StatusTable
 from tests.fixtures.service import until
 from tests.pipeline.test_worker import AUTO, queue, scalar
 
@@ -51,7 +52,12 @@ async def test_a_steps_heartbeat_extends_its_lease_and_says_when_it_was_taken_aw
     held.run(task_id, step())
     # Not started: only the step's own heartbeats touch the lease.
     beats = Heartbeats(
-        engine, held, worker_id="w1", lease=timedelta(seconds=0.3), health=LoopHealth("hb")
+        engine,
+        held,
+        worker_id="w1",
+        lease=timedelta(seconds=0.3),
+        health=LoopHealth("hb"),
+        table=StatusTable(),
     )
 
     async def extended() -> bool:

@@ -54,7 +54,7 @@ class Sync:
             change = TaskChange(
                 task.id, page_id, task.status, to, actor="test", values=values, push=push
             )
-            await apply_changes(conn, [change])
+            await apply_changes(conn, [change], TABLE)
 
 
 @pytest.fixture

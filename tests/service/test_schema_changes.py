@@ -10,6 +10,7 @@ from reelqueue.db import create_engine
 from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service
+from reelqueue.statuses import StatusTable
 from tests.fixtures.sandbox import SANDBOX_DEFAULTS
 from tests.fixtures.service import StartService, fetchval, until, worker_moves
 
@@ -156,7 +157,7 @@ async def task_fails(database_url: str, page: str, message: str) -> None:
                 message,
                 values={"error_log": message},
             )
-            await apply_changes(conn, [change])
+            await apply_changes(conn, [change], StatusTable())
     finally:
         await engine.dispose()
 

@@ -28,6 +28,7 @@ from reelqueue.pushback import INGEST_RESERVE
 from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service, ServiceOptions
+from reelqueue.statuses import StatusTable
 from tests.fixtures.service import fetchval, ready, service_settings, until
 
 QUEUED = {"Status": {"status": {"name": "Queued"}}}
@@ -158,7 +159,7 @@ async def move(
             for p, t in tasks.items()
             if only_from is None or t.status == only_from
         ]
-        await apply_changes(conn, changes)
+        await apply_changes(conn, changes, StatusTable())
     return [c.notion_page_id for c in changes]
 
 
