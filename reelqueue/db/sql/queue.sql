@@ -161,7 +161,7 @@ BEGIN
                                  ELSE t.run_after END
             FROM finished u
             WHERE t.id = u.id AND t.locked_by = p_worker AND t.status = u.expected
-            RETURNING t.id, t.notion_page_id, t.status, t.run_after
+            RETURNING t.id, t.notion_page_id, t.status, t.page_missing
         ), history AS (
             INSERT INTO task_events (task_id, from_status, to_status, actor, reason)
             SELECT d.id, h.hop ->> 'from_status', h.hop ->> 'to_status', actor,
@@ -175,7 +175,8 @@ BEGIN
             SELECT d.id, d.notion_page_id, jsonb_build_object('status', d.status) FROM done d
         )
         SELECT coalesce(array_agg(d.id), '{}'),
-               coalesce(array_agg(d.id) FILTER (WHERE d.status IN ({{runnable}})), '{}')
+               coalesce(array_agg(d.id) FILTER (WHERE d.status IN ({{runnable}})
+                                                 AND d.page_missing IS NULL), '{}')
           INTO moved, woken
           FROM done d;
     END IF;
@@ -183,7 +184,9 @@ BEGIN
     IF p_limit > 0 AND NOT (p_shared AND tight) THEN
         -- Priority; then each channel's n-th task before any channel's (n+1)-th, the
         -- channel served least recently first; then first in, first out. Tasks of a
-        -- step at its cap are passed over in the scan, so they hold nothing back. (The
+        -- step at its cap are passed over in the scan, so they hold nothing back; so are
+        -- tasks whose page is missing (moved out, trashed, unshared), whatever their
+        -- run_after: a retry set by a step that ended after the page went waits too. (The
         -- scan must walk ix_tasks_runnable in order and stop at the LIMIT: hence the
         -- runnable statuses written out, to match the index's predicate, and the step
         -- filters behind `uncapped`, which keeps the planner's row estimate sane.)
@@ -206,6 +209,7 @@ BEGIN
                   AND t.status IN ({{runnable}})
                   AND t.run_after <= now()
                   AND t.locked_by IS NULL
+                  AND t.page_missing IS NULL
                   AND (uncapped
                        OR (NOT (t.status = ANY(blocked))
                            AND NOT (t.status = {{queued}}
