@@ -36,23 +36,27 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from datetime import timedelta
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from reelqueue.db import create_engine, ensure_database, start_embedded_server, upgrade
+from bench.databases import (
+    CHANNELS,
+    COMPLETED,
+    DONE,
+    completions,
+    execute,
+    fill_queue,
+    queue_database,
+    server_info,
+)
+from bench.processes import Cues, Fleet
+from reelqueue.db import start_embedded_server
 from reelqueue.logs import configure_logging
-from reelqueue.queue import ClaimLimits, Finish, NewTask, TaskRecord, exchange, insert_tasks
-from reelqueue.statuses import StatusTable
+from reelqueue.queue import ClaimLimits, Finish, TaskRecord, exchange
 
-SPAWN = multiprocessing.get_context("spawn")
-CHANNELS = ("science", "history")
-DONE = "assets_ready"
 VARIANTS = ("exclusive", "shared")
 # The exclusive variant's lock: alone, no tag, no fleet read (a fleet of 0 never finds
 # a cap with room to share). It replaces the installed one in that variant's database.
@@ -75,56 +79,16 @@ def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-async def fill(url: str, n: int, chunk: int = 2_000) -> None:
-    """An empty queue, then n queued tasks over both channels, analysed as autovacuum would."""
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("TRUNCATE tasks, task_events, outbox RESTART IDENTITY")
-    finally:
-        await conn.close()
-    tasks = [
-        NewTask(
-            notion_page_id=str(uuid.uuid4()),
-            data_source_id="bench",
-            channel=CHANNELS[i % len(CHANNELS)],
-            title=f"bench {i}",
-            topic="",
-            story_direction="",
-            priority=1,
-            status="queued",
-            notion_seen={},
-        )
-        for i in range(n)
-    ]
-    engine = create_engine(url)
-    try:
-        async with engine.begin() as conn_:
-            for start in range(0, n, chunk):
-                await insert_tasks(
-                    conn_, tasks[start : start + chunk], actor="bench", table=StatusTable()
-                )
-    finally:
-        await engine.dispose()
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("ANALYZE tasks; ANALYZE task_events; ANALYZE outbox")
-    finally:
-        await conn.close()
+def claimer(url: str, name: str, slots: int, variant: str, cues: Cues) -> None:
+    asyncio.run(_claim_until_empty(url, name, slots, variant, cues))
 
 
-def claimer(url: str, name: str, slots: int, variant: str, ready: Queue[str], go: Event) -> None:
-    asyncio.run(_claim_until_empty(url, name, slots, variant, ready, go))
-
-
-async def _claim_until_empty(
-    url: str, name: str, slots: int, variant: str, ready: Queue[str], go: Event
-) -> None:
+async def _claim_until_empty(url: str, name: str, slots: int, variant: str, cues: Cues) -> None:
     """Turn as a worker with no-op steps does, until a turn finds nothing left to claim."""
     conn = await asyncpg.connect(url)
     held: list[TaskRecord] = []
     shared = variant == "shared"
-    ready.put(name)
-    await asyncio.to_thread(go.wait)
+    await cues.set_off(name)
     while True:
         finished = [Finish(task, task.status, [(DONE, "assets done")], {}) for task in held]
         turn = await exchange(
@@ -146,45 +110,15 @@ async def _claim_until_empty(
     await conn.close()
 
 
-async def _server_clock(url: str) -> float:
-    conn = await asyncpg.connect(url)
-    try:
-        return float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
-    finally:
-        await conn.close()
-
-
-async def _completed(url: str) -> tuple[int, float]:
-    conn = await asyncpg.connect(url)
-    try:
-        done, last = await conn.fetchrow(
-            "SELECT count(*), extract(epoch FROM max(created_at))::float8 FROM task_events"
-            " WHERE to_status = $1",
-            DONE,
-        )
-        return int(done), float(last or 0.0)
-    finally:
-        await conn.close()
-
-
 def one_round(variant: str, url: str, jobs: int, workers: int, slots: int) -> dict[str, Any]:
     """Fill the queue, let `workers` processes drain it, and time it on the server."""
-    asyncio.run(fill(url, jobs))
-    ready: Queue[str] = SPAWN.Queue()
-    go = SPAWN.Event()
-    processes = [
-        SPAWN.Process(target=claimer, args=(url, f"bench-{i}", slots, variant, ready, go))
-        for i in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        ready.get(timeout=60)
-    started = asyncio.run(_server_clock(url))
-    go.set()
-    for process in processes:
-        process.join(timeout=600)
-    done, last = asyncio.run(_completed(url))
+    # Notion was never seen to show these pages, so each new task also gets an outbox row.
+    asyncio.run(fill_queue(url, jobs, seen={}))
+    claimers = [(url, f"bench-{i}", slots, variant) for i in range(workers)]
+    # Claimers end on their own once a turn finds the queue empty: leaving waits for them.
+    with Fleet(claimer, claimers, join_s=600) as fleet:
+        started = fleet.release(url)
+    done, last = asyncio.run(completions(url, COMPLETED))
     elapsed = last - started
     return {
         "variant": variant,
@@ -196,28 +130,11 @@ def one_round(variant: str, url: str, jobs: int, workers: int, slots: int) -> di
     }
 
 
-async def prepare(data_dir: Path) -> tuple[dict[str, str], dict[str, Any]]:
-    server = start_embedded_server(data_dir)
-    suffix = uuid.uuid4().hex[:8]
-    urls = {}
-    for variant in VARIANTS:
-        urls[variant] = await ensure_database(server, f"bench_{variant}_{suffix}")
-        await upgrade(urls[variant])
-    conn = await asyncpg.connect(urls["exclusive"])
-    try:
-        await conn.execute(EXCLUSIVE_LOCK)
-    finally:
-        await conn.close()
-    conn = await asyncpg.connect(urls[VARIANTS[0]])
-    try:
-        info = {
-            "postgres": await conn.fetchval("SHOW server_version"),
-            "fsync": await conn.fetchval("SHOW fsync"),
-            "synchronous_commit": await conn.fetchval("SHOW synchronous_commit"),
-        }
-    finally:
-        await conn.close()
-    return urls, info
+async def prepare(server: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A migrated database per variant, the exclusive lock in its own, and the server's info."""
+    urls = {variant: await queue_database(server) for variant in VARIANTS}
+    await execute(urls["exclusive"], EXCLUSIVE_LOCK)
+    return urls, await server_info(urls[VARIANTS[0]])
 
 
 def summary_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -239,7 +156,7 @@ def main() -> None:
     configure_logging("warning")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reelqueue-bench-") as tmp:
-        urls, info = asyncio.run(prepare(Path(tmp) / "data"))
+        urls, info = asyncio.run(prepare(start_embedded_server(Path(tmp) / "data")))
         emit({"run": "setup", "cpus": multiprocessing.cpu_count()} | info | vars(args))
         runs: dict[str, list[dict[str, Any]]] = {variant: [] for variant in VARIANTS}
         for n in range(args.rounds):

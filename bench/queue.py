@@ -40,10 +40,8 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
 from pathlib import Path
 from typing import Any
 
@@ -52,77 +50,45 @@ from pgqueuer import AsyncpgDriver, PgQueuer, Queries
 from pgqueuer.domain import models, types
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.databases import (
+    CHANNELS,
+    COMPLETED,
+    completions,
+    count,
+    empty_queue,
+    execute,
+    fill_queue,
+    fresh_database,
+    insert_in_chunks,
+    new_tasks,
+    queue_database,
+    server_info,
+)
+from bench.processes import SPAWN, Cues, Fleet
 from reelqueue.config import Channel, Channels, Settings
-from reelqueue.db import create_engine, ensure_database, start_embedded_server, upgrade
+from reelqueue.db import create_engine, start_embedded_server
 from reelqueue.logs import configure_logging
 from reelqueue.pipeline import StepContext, StepFunction, StepResult, Worker
-from reelqueue.queue import NewTask, insert_tasks
+from reelqueue.queue import insert_tasks
 from reelqueue.statuses import STEPS, StatusTable
 
-CHANNELS = ("science", "history")
 BENCH_CHANNELS = Channels(
     channels=tuple(Channel(id=c, name=c, max_concurrent=1000) for c in CHANNELS)
 )
+# What Notion shows of a queued page: the task needs no push-back.
 SEEN = {"status": "Queued", "priority": None, "error_log": "", "youtube_url": None}
-DONE = "assets_ready"
 ENTRYPOINT = "noop"
 ENQUEUE_N = 10_000
 ENQUEUE_REPEATS = 3
 WARMUP = 5
-SPAWN = multiprocessing.get_context("spawn")
 
 
 def emit(record: dict[str, Any]) -> None:
     print(json.dumps(record), flush=True)
 
 
-def new_tasks(n: int) -> list[NewTask]:
-    return [
-        NewTask(
-            notion_page_id=str(uuid.uuid4()),
-            data_source_id="bench",
-            channel=CHANNELS[i % len(CHANNELS)],
-            title=f"bench {i}",
-            topic="",
-            story_direction="",
-            priority=1,
-            status="queued",
-            notion_seen=SEEN,
-            error_log="",
-        )
-        for i in range(n)
-    ]
-
-
-async def sql(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-async def reset_reelqueue(url: str) -> None:
-    await sql(url, "TRUNCATE tasks, task_events, outbox RESTART IDENTITY")
-
-
 async def reset_pgqueuer(url: str) -> None:
-    await sql(url, "TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics RESTART IDENTITY")
-
-
-async def fill_reelqueue(url: str, n: int, chunk: int = 2_000) -> None:
-    """Queue n tasks (in chunks: see `enqueue_reelqueue`), then ANALYZE as autovacuum would."""
-    await reset_reelqueue(url)
-    engine = create_engine(url)
-    tasks = new_tasks(n)
-    async with engine.begin() as conn:
-        for start in range(0, n, chunk):
-            await insert_tasks(
-                conn, tasks[start : start + chunk], actor="bench", table=StatusTable()
-            )
-    await engine.dispose()
-    await sql(url, "ANALYZE tasks", "ANALYZE task_events", "ANALYZE outbox")
+    await execute(url, "TRUNCATE pgqueuer, pgqueuer_log, pgqueuer_statistics RESTART IDENTITY")
 
 
 async def fill_pgqueuer(url: str, n: int) -> None:
@@ -132,7 +98,7 @@ async def fill_pgqueuer(url: str, n: int) -> None:
         await Queries(AsyncpgDriver(conn)).enqueue([ENTRYPOINT] * n, [None] * n, [0] * n)
     finally:
         await conn.close()
-    await sql(url, "ANALYZE pgqueuer", "ANALYZE pgqueuer_log")
+    await execute(url, "ANALYZE pgqueuer", "ANALYZE pgqueuer_log")
 
 
 async def enqueue_reelqueue(url: str, chunk: int | None) -> dict[str, Any]:
@@ -142,16 +108,12 @@ async def enqueue_reelqueue(url: str, chunk: int | None) -> dict[str, Any]:
     error = None
     try:
         for _ in range(ENQUEUE_REPEATS):
-            await reset_reelqueue(url)
-            tasks = new_tasks(ENQUEUE_N)
-            size = chunk or ENQUEUE_N
+            await empty_queue(url)
+            tasks = new_tasks(ENQUEUE_N, SEEN)
             started = time.perf_counter()
             try:
                 async with engine.begin() as conn:
-                    for start in range(0, ENQUEUE_N, size):
-                        await insert_tasks(
-                            conn, tasks[start : start + size], actor="bench", table=StatusTable()
-                        )
+                    await insert_in_chunks(conn, tasks, chunk or ENQUEUE_N)
             except Exception as exc:
                 error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
                 break
@@ -191,19 +153,15 @@ def spread(seconds: Sequence[float]) -> dict[str, Any]:
     }
 
 
-def reelqueue_drainer(
-    url: str, name: str, batch: int, ready: Queue[str], go: Event, stop: Event
-) -> None:
-    asyncio.run(_reelqueue_drain(url, name, batch, ready, go, stop))
+def reelqueue_drainer(url: str, name: str, batch: int, cues: Cues) -> None:
+    asyncio.run(_reelqueue_drain(url, name, batch, cues))
 
 
 async def _noop(_ctx: StepContext) -> StepResult:
     return StepResult()
 
 
-async def _reelqueue_drain(
-    url: str, name: str, batch: int, ready: Queue[str], go: Event, stop: Event
-) -> None:
+async def _reelqueue_drain(url: str, name: str, batch: int, cues: Cues) -> None:
     """A real `Worker` with no-op steps and `batch` slots, until the parent says stop."""
     configure_logging("warning")
     engine = create_engine(url, pool_size=max(2, batch), pre_ping=False)
@@ -219,68 +177,46 @@ async def _reelqueue_drain(
             worker_id=name,
             engine=engine,
         )
-        ready.put(name)
-        await asyncio.to_thread(go.wait)
+        await cues.set_off(name)
         stopping = asyncio.Event()
         running = asyncio.create_task(worker.run(stopping))
-        await asyncio.to_thread(stop.wait)
+        await cues.stopped()
         stopping.set()
         await running
     await engine.dispose()
 
 
-def pgqueuer_drainer(
-    url: str, name: str, batch: int, ready: Queue[str], go: Event, stop: Event
-) -> None:
-    asyncio.run(_pgqueuer_drain(url, batch, ready, go, stop))
+async def _pgqueuer(url: str, handle: Callable[[models.Job], Awaitable[None]]) -> PgQueuer:
+    """A PgQueuer on a connection of its own, with `handle` as the entrypoint's function."""
+    pgq = PgQueuer(AsyncpgDriver(await asyncpg.connect(url)))
+    pgq.entrypoint(ENTRYPOINT)(handle)
+    return pgq
 
 
-async def _pgqueuer_drain(url: str, batch: int, ready: Queue[str], go: Event, stop: Event) -> None:
+def pgqueuer_drainer(url: str, name: str, batch: int, cues: Cues) -> None:
+    asyncio.run(_pgqueuer_drain(url, name, batch, cues))
+
+
+async def _pgqueuer_drain(url: str, name: str, batch: int, cues: Cues) -> None:
     """PgQueuer's own drain mode with a no-op entrypoint (dequeue, then its batched log)."""
-    driver = AsyncpgDriver(await asyncpg.connect(url))
-    pgq = PgQueuer(driver)
 
-    @pgq.entrypoint(ENTRYPOINT)
     async def noop(job: models.Job) -> None:
         pass
 
-    ready.put("pgqueuer")
-    await asyncio.to_thread(go.wait)
+    pgq = await _pgqueuer(url, noop)
+    await cues.set_off(name)
     await pgq.run(batch_size=batch, mode=types.QueueExecutionMode.drain)
-    await asyncio.to_thread(stop.wait)
+    await cues.stopped()
 
 
-Drainer = Callable[[str, str, int, "Queue[str]", Event, Event], None]
+Drainer = Callable[[str, str, int, Cues], None]
 
-# Completions so far and the last one's time, on the server's clock (the completing
-# transaction's now()), for each system.
+# Completions so far and the last one's time, on the server's clock, for each system.
 _COMPLETED = {
-    "reelqueue": "SELECT count(*), extract(epoch FROM max(created_at))::float8 FROM task_events"
-    f" WHERE to_status = '{DONE}'",
+    "reelqueue": COMPLETED,
     "pgqueuer": "SELECT count(*), extract(epoch FROM max(created))::float8 FROM pgqueuer_log"
     " WHERE status = 'successful'",
 }
-
-
-async def _server_clock(url: str) -> float:
-    conn = await asyncpg.connect(url)
-    try:
-        return float(await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
-    finally:
-        await conn.close()
-
-
-async def _until_completed(system: str, url: str, jobs: int, within_s: float) -> tuple[int, float]:
-    conn = await asyncpg.connect(url)
-    try:
-        deadline = time.monotonic() + within_s
-        while True:
-            done, last = await conn.fetchrow(_COMPLETED[system])
-            if done >= jobs or time.monotonic() > deadline:
-                return int(done), float(last or 0.0)
-            await asyncio.sleep(0.05)
-    finally:
-        await conn.close()
 
 
 def throughput(
@@ -288,22 +224,9 @@ def throughput(
 ) -> dict[str, Any]:
     """Run `workers` processes until every job is completed; jobs per second from the
     moment they may start to the last completion (both on the server's clock)."""
-    ready: Queue[str] = SPAWN.Queue()
-    go, stop = SPAWN.Event(), SPAWN.Event()
-    processes = [
-        SPAWN.Process(target=drainer, args=(url, f"bench-{i}", batch, ready, go, stop))
-        for i in range(workers)
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        ready.get(timeout=60)
-    started = asyncio.run(_server_clock(url))
-    go.set()
-    done, last = asyncio.run(_until_completed(system, url, jobs, within_s=300))
-    stop.set()
-    for process in processes:
-        process.join(timeout=60)
+    with Fleet(drainer, [(url, f"bench-{i}", batch) for i in range(workers)]) as fleet:
+        started = fleet.release(url)
+        done, last = asyncio.run(completions(url, _COMPLETED[system], wait_for=jobs, within_s=300))
     elapsed = last - started
     return {
         "workers": workers,
@@ -330,13 +253,13 @@ def noop_steps(stamps: Queue[tuple[int, float]]) -> dict[str, StepFunction]:
 
 
 def reelqueue_consumer(
-    url: str, artifacts: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
+    url: str, artifacts: str, stamps: Queue[tuple[int, float]], cues: Cues
 ) -> None:
-    asyncio.run(_reelqueue_consume(url, artifacts, ready, stop, stamps))
+    asyncio.run(_reelqueue_consume(url, artifacts, stamps, cues))
 
 
 async def _reelqueue_consume(
-    url: str, artifacts: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
+    url: str, artifacts: str, stamps: Queue[tuple[int, float]], cues: Cues
 ) -> None:
     configure_logging("warning")
     settings = Settings(demo_step_seconds=0, artifacts_dir=Path(artifacts))
@@ -344,41 +267,36 @@ async def _reelqueue_consume(
     stopping = asyncio.Event()
     running = asyncio.create_task(worker.run(stopping))
     await worker.started.wait()
-    ready.put("reelqueue")
-    await asyncio.to_thread(stop.wait)
+    cues.ready.put("reelqueue")
+    await cues.stopped()
     stopping.set()
     await running
 
 
 def pgqueuer_consumer(
-    url: str, _artifacts: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
+    url: str, _artifacts: str, stamps: Queue[tuple[int, float]], cues: Cues
 ) -> None:
-    asyncio.run(_pgqueuer_consume(url, ready, stop, stamps))
+    asyncio.run(_pgqueuer_consume(url, stamps, cues))
 
 
-async def _pgqueuer_consume(
-    url: str, ready: Queue[str], stop: Event, stamps: Queue[tuple[int, float]]
-) -> None:
-    driver = AsyncpgDriver(await asyncpg.connect(url))
-    pgq = PgQueuer(driver)
-
-    @pgq.entrypoint(ENTRYPOINT)
-    async def noop(job: models.Job) -> None:
+async def _pgqueuer_consume(url: str, stamps: Queue[tuple[int, float]], cues: Cues) -> None:
+    async def stamp(job: models.Job) -> None:
         stamps.put((int(job.id), time.time()))
 
+    pgq = await _pgqueuer(url, stamp)
     running = asyncio.create_task(pgq.run())
-    ready.put("pgqueuer")
-    await asyncio.to_thread(stop.wait)
+    cues.ready.put("pgqueuer")
+    await cues.stopped()
     pgq.shutdown.set()
     await running
 
 
-Consumer = Callable[[str, str, "Queue[str]", Event, "Queue[tuple[int, float]]"], None]
+Consumer = Callable[[str, str, "Queue[tuple[int, float]]", Cues], None]
 
 
 async def _commit_reelqueue(engine: AsyncEngine) -> tuple[int, float]:
     async with engine.connect() as conn:
-        created = await insert_tasks(conn, new_tasks(1), actor="bench", table=StatusTable())
+        created = await insert_tasks(conn, new_tasks(1, SEEN), actor="bench", table=StatusTable())
         await conn.commit()
         return created[0].id, time.time()
 
@@ -426,19 +344,14 @@ def wake_latency(
 ) -> dict[str, Any]:
     """One task at a time, each `gap_s` to 2 x `gap_s` after the last one reached its handler
     (by default long enough for the consumer to have finished it and gone idle)."""
-    ready: Queue[str] = SPAWN.Queue()
     stamps: Queue[tuple[int, float]] = SPAWN.Queue()
-    stop = SPAWN.Event()
-    with tempfile.TemporaryDirectory(prefix="bench-artifacts-") as artifacts:
-        process = SPAWN.Process(target=consumer, args=(url, artifacts, ready, stop, stamps))
-        process.start()
-        try:
-            ready.get(timeout=60)
-            time.sleep(0.5)  # the LISTEN connection is opened in the background
-            pairs = asyncio.run(_wake_samples(system, url, samples, stamps, gap_s))
-        finally:
-            stop.set()
-            process.join(timeout=60)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-artifacts-") as artifacts,
+        Fleet(consumer, [(url, artifacts, stamps)]) as fleet,
+    ):
+        fleet.wait_ready()
+        time.sleep(0.5)  # the LISTEN connection is opened in the background
+        pairs = asyncio.run(_wake_samples(system, url, samples, stamps, gap_s))
     claim_ms = sorted(1000 * c for c, _ in pairs)
     handler_ms = sorted(1000 * h for _, h in pairs)
     return {
@@ -460,27 +373,21 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-async def prepare(data_dir: Path) -> tuple[str, str, dict[str, Any]]:
-    server = start_embedded_server(data_dir)
-    suffix = uuid.uuid4().hex[:8]
-    rq_url = await ensure_database(server, f"bench_rq_{suffix}")
-    await upgrade(rq_url)
-    pq_url = await ensure_database(server, f"bench_pgq_{suffix}")
+async def prepare(server: str) -> tuple[str, str, dict[str, Any]]:
+    """reelqueue's database, PgQueuer's (its schema installed), and the server's info."""
+    rq_url = await queue_database(server)
+    pq_url = await fresh_database(server)
     conn = await asyncpg.connect(pq_url)
     try:
         await Queries(AsyncpgDriver(conn)).install()
-        info = {
-            "postgres": await conn.fetchval("SHOW server_version"),
-            "fsync": await conn.fetchval("SHOW fsync"),
-            "synchronous_commit": await conn.fetchval("SHOW synchronous_commit"),
-            "pgqueuer_unlogged_tables": await conn.fetchval(
-                "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgqueuer%'"
-                " AND relkind = 'r' AND relpersistence = 'u'"
-            ),
-        }
     finally:
         await conn.close()
-    return rq_url, pq_url, info
+    unlogged = await count(
+        pq_url,
+        "SELECT count(*) FROM pg_class WHERE relname LIKE 'pgqueuer%'"
+        " AND relkind = 'r' AND relpersistence = 'u'",
+    )
+    return rq_url, pq_url, await server_info(pq_url) | {"pgqueuer_unlogged_tables": unlogged}
 
 
 def ratio(ours: float | None, theirs: float | None) -> float | None:
@@ -504,7 +411,7 @@ def main() -> None:
     configure_logging("warning")
     bench_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="reelqueue-bench-") as tmp:
-        rq_url, pq_url, info = asyncio.run(prepare(Path(tmp) / "data"))
+        rq_url, pq_url, info = asyncio.run(prepare(start_embedded_server(Path(tmp) / "data")))
         emit({"run": "setup", "cpus": multiprocessing.cpu_count()} | info)
         results: dict[str, dict[str, Any]] = {}
 
@@ -519,7 +426,7 @@ def main() -> None:
             run = f"throughput_{workers}w_batch{batch}"
             rounds: dict[str, list[dict[str, Any]]] = {"reelqueue": [], "pgqueuer": []}
             for _ in range(args.rounds):
-                asyncio.run(fill_reelqueue(rq_url, args.jobs))
+                asyncio.run(fill_queue(rq_url, args.jobs, SEEN))
                 rounds["reelqueue"].append(
                     throughput("reelqueue", reelqueue_drainer, rq_url, args.jobs, workers, batch)
                 )
@@ -530,7 +437,7 @@ def main() -> None:
             for system, runs in rounds.items():
                 record(run, system, median_round(runs))
 
-        asyncio.run(reset_reelqueue(rq_url))
+        asyncio.run(empty_queue(rq_url))
         asyncio.run(reset_pgqueuer(pq_url))
         record(
             "wakeup",
