@@ -209,15 +209,25 @@ async def test_a_standby_neither_writes_nor_removes_the_line(
     standby.heartbeat_s = 0.05
     await set_description(notion, sandbox, "Edited by a person.")
     stop = asyncio.Event()
-    running = asyncio.create_task(standby.run(stop, lambda: False))
-    await asyncio.sleep(0.3)
+    asked = 0
+    rounds_done = asyncio.Event()
+
+    def not_leading() -> bool:
+        nonlocal asked
+        asked += 1
+        if asked > 3:  # three rounds are over: time enough for a leader to have beaten
+            rounds_done.set()
+        return False
+
+    running = asyncio.create_task(standby.run(stop, not_leading))
+    await asyncio.wait_for(rounds_done.wait(), 10)
+    assert await description(notion, sandbox) == "Edited by a person.", "the standby wrote"
+    await leader.heartbeat()
     stop.set()
     await running
-    assert await description(notion, sandbox) == "Edited by a person."
-    await leader.heartbeat()
     assert [m.deployment_id for m in parse_markers(await description(notion, sandbox))] == [
         leader.deployment_id
-    ]
+    ], "the standby removed the leader's line at its stop"
 
 
 async def test_a_database_it_cannot_read_is_one_line(
