@@ -251,7 +251,7 @@ async def change_schema(request: Request, state: SandboxState) -> dict[str, Any]
     calendar = state.data_source_or_404(str(request.path_params["data_source_id"]))
     author = _author(state, body)
     patch = {key: value for key, value in body.items() if key != "author"}
-    changes = update_schema(calendar, patch, author, state.webhooks)
+    changes = update_schema(calendar, patch, author, state.webhooks, state.database_or_404)
     return {"updated_properties": changes}
 
 

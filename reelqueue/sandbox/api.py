@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from reelqueue.sandbox.bodies import read_json_object
 from reelqueue.sandbox.database import update_database
+from reelqueue.sandbox.datasource import refuse_in_trash
 from reelqueue.sandbox.errors import shape_error, validation_error
 from reelqueue.sandbox.gate import notion_route
 from reelqueue.sandbox.ids import normalize_id
@@ -99,13 +100,20 @@ async def get_data_source(request: Request, state: SandboxState) -> dict[str, An
 
 
 async def patch_data_source(request: Request, state: SandboxState) -> dict[str, Any]:
-    """PATCH /v1/data_sources/{id}: add, rename, remove properties; replace select options.
+    """PATCH /v1/data_sources/{id}: its schema, title, icon, trash state (see `datasource`).
 
     Its description cannot be written (a 400): the database's can, by PATCH /v1/databases.
     """
     calendar = _data_source(request, state)
     body = await read_json_object(request)
-    update_schema(calendar, body, state.workspace.bot, state.webhooks)
+    update_schema(
+        calendar,
+        body,
+        state.workspace.bot,
+        state.webhooks,
+        state.database_or_404,
+        archived_alias=legacy(request),
+    )
     return render_data_source(calendar, state.workspace, archived=legacy(request))
 
 
@@ -113,6 +121,7 @@ async def query_data_source(request: Request, state: SandboxState) -> dict[str, 
     """POST /v1/data_sources/{id}/query: filtered, sorted, paginated pages."""
     calendar = _data_source(request, state)
     body = await read_json_object(request, required=False)
+    refuse_in_trash(calendar)
     result = run_query(
         calendar,
         calendar.data_source_id,
@@ -172,6 +181,7 @@ async def create_page(request: Request, state: SandboxState) -> dict[str, Any]:
         calendar = state.data_source_or_404(wanted)
     else:
         calendar = state.database_or_404(wanted)
+    refuse_in_trash(calendar)
     page = state.create_page(body.get("properties"), state.workspace.bot, calendar)
     return _page(request, state, page)
 

@@ -3,8 +3,9 @@
 PATCH takes the official SDK's updateDatabase keys. It changes `title`, `description`,
 `is_inline`, `icon` and `cover`; `parent`, `in_trash` (`archived` before 2026-03-11) and
 `is_locked` are a 400 saying the sandbox does not support them; any other key is Notion's
-"should be not present" 400. The body is validated in full before anything changes. The
-database's description is its own: the data source's description is not written here.
+"should be not present" 400. An icon is checked by `icons.parse_icon`. The body is validated
+in full before anything changes. The database's description is its own: the data source's
+description is not written here.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from reelqueue.sandbox.datasource import not_present, title_text
 from reelqueue.sandbox.errors import shape_error, validation_error
+from reelqueue.sandbox.icons import parse_icon
 from reelqueue.sandbox.properties import parse_rich_text
 from reelqueue.sandbox.store import Calendar
 
@@ -53,10 +55,12 @@ def update_database(calendar: Calendar, body: dict[str, Any], *, archived_alias:
             if not isinstance(value, bool):
                 raise shape_error("body.is_inline", "a boolean", value)
             changes.append(functools.partial(setattr, calendar, "is_inline", value))
-        elif key in ("icon", "cover"):
+        elif key == "icon":
+            changes.append(functools.partial(setattr, calendar, "icon", parse_icon(value)))
+        elif key == "cover":
             if value is not None and not isinstance(value, dict):
-                raise shape_error(f"body.{key}", "an object or `null`", value)
-            changes.append(functools.partial(setattr, calendar, key, value))
+                raise shape_error("body.cover", "an object or `null`", value)
+            changes.append(functools.partial(setattr, calendar, "cover", value))
         else:
             raise not_present(key, value)
     for change in changes:

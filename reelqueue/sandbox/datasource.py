@@ -1,17 +1,28 @@
-"""Data source schemas as Notion's API lets them change: PATCH /v1/data_sources/{id}, new schemas.
+"""Data sources as Notion's API lets them change: PATCH /v1/data_sources/{id}, new schemas.
 
 PATCH takes only the official SDK's updateDataSource keys (archived, title, icon, properties,
 in_trash, parent); any other key, `description` included, is Notion's 400 "body.<key> should
-be not present" (a data source's description is read-only through the API). Of those it
-changes the title and the properties (the others are taken and ignored): a new property of
-a simple type (no status property: 400); renaming or removing (`null`) a property other
-than the title. A select property's
-`options`, when given, replace its list: listed options are kept (by id, or by name), new
-names are added, omitted options are removed and the pages holding one lose that value.
-An existing option's name or color cannot be changed (400). A status property is read-only
-through the API: its name, options and groups cannot be changed (400). Changing a property's
-type is refused too (Notion allows it; the sandbox has no use for it). The request is
-validated in full before anything changes.
+be not present" (a data source's description is read-only through the API). It changes:
+
+- the title;
+- the icon (`icons.parse_icon`; `null` removes it). The sandbox's data source shares its
+  title and icon with its database, as it does the title;
+- `in_trash` (`archived`, its alias, before 2026-03-11): trashing or restoring the data
+  source. A trashed one still answers GET, with `in_trash: true`; other writes to it are a
+  400 until it is restored (the same body may restore it and edit it);
+- `parent` (`{"type": "database_id", "database_id"}`): moving it to another database. An
+  unknown database is Notion's 404; naming the database it is in changes nothing; another
+  database is a 400 saying the sandbox does not model it (each sandbox database holds
+  exactly one data source);
+- the properties: a new property of a simple type (no status property: 400); renaming or
+  removing (`null`) a property other than the title. A select property's `options`, when
+  given, replace its list: listed options are kept (by id, or by name), new names are
+  added, omitted options are removed and the pages holding one lose that value. An
+  existing option's name or color cannot be changed (400). A status property is read-only
+  through the API: its name, options and groups cannot be changed (400). Changing a
+  property's type is refused too (Notion allows it; the sandbox has no use for it).
+
+The request is validated in full before anything changes.
 
 `build_schema` validates `initial_data_source.properties` of POST /v1/databases the same way:
 exactly one title, no status property.
@@ -25,8 +36,10 @@ from collections.abc import Callable
 from typing import Any
 
 from reelqueue.sandbox.errors import NotionError, shape_error, validation_error
-from reelqueue.sandbox.ids import new_id, new_property_id
+from reelqueue.sandbox.icons import parse_icon
+from reelqueue.sandbox.ids import new_id, new_property_id, normalize_id
 from reelqueue.sandbox.properties import empty_value, plain_text
+from reelqueue.sandbox.query import trash_flag
 from reelqueue.sandbox.schema import (
     COLORS,
     CREATABLE_TYPES,
@@ -56,21 +69,74 @@ def not_present(key: str, value: Any) -> NotionError:
     return shape_error(f"body.{key}", "not present", value)
 
 
-def update_data_source(calendar: Calendar, body: dict[str, Any]) -> None:
-    """Validate the whole PATCH body, then apply it; raise a 400 NotionError if it is bad."""
+def update_data_source(
+    calendar: Calendar,
+    body: dict[str, Any],
+    find_database: Callable[[str], Calendar],
+    *,
+    archived_alias: bool = True,
+) -> bool | None:
+    """Validate the whole PATCH body, then apply it; raise a 400 NotionError if it is bad.
+
+    `find_database` finds a database by id or raises Notion's 404; `archived_alias`: the
+    request's Notion-Version still takes `archived` for `in_trash`. Returns the new trash
+    state when the body changes it, else None.
+    """
     for key, value in body.items():
         if key not in DATA_SOURCE_KEYS:
             raise not_present(key, value)
+    wanted_trash = (
+        trash_flag(body, archived_alias=archived_alias)
+        if "in_trash" in body or "archived" in body
+        else None
+    )
     changes: list[Change] = []
     if "title" in body:
         changes.append(functools.partial(setattr, calendar, "title", title_text(body["title"])))
+    if "icon" in body:
+        changes.append(functools.partial(setattr, calendar, "icon", parse_icon(body["icon"])))
+    if "parent" in body:
+        _check_parent(calendar, body["parent"], find_database)
     properties = body.get("properties", {})
     if not isinstance(properties, dict):
         raise shape_error("body.properties", "an object", properties)
     for key, spec in properties.items():
         changes.extend(_property_changes(calendar, key, spec, f"body.properties.{key}"))
+    if calendar.data_source_in_trash and wanted_trash is not False and changes:
+        refuse_in_trash(calendar)
     for change in changes:
         change()
+    if wanted_trash is None or wanted_trash == calendar.data_source_in_trash:
+        return None
+    calendar.data_source_in_trash = wanted_trash
+    return wanted_trash
+
+
+def refuse_in_trash(calendar: Calendar) -> None:
+    """A 400 for a write to (or a query of) a data source in the trash."""
+    if calendar.data_source_in_trash:
+        raise validation_error(
+            f"The data source {calendar.data_source_id} is in the trash: the sandbox answers "
+            "only GET and a restore (PATCH with in_trash false) until it is restored."
+        )
+
+
+def _check_parent(calendar: Calendar, raw: Any, find_database: Callable[[str], Calendar]) -> None:
+    """Moving a data source: to the database it is in is a no-op; elsewhere is not modelled."""
+    expected = "an object with type database_id and a database_id"
+    if not isinstance(raw, dict) or set(raw) - {"type", "database_id"}:
+        raise shape_error("body.parent", expected, raw)
+    if raw.get("type", "database_id") != "database_id":
+        raise shape_error("body.parent.type", '`"database_id"`', raw.get("type"))
+    database_id = raw.get("database_id")
+    if not isinstance(database_id, str) or normalize_id(database_id) is None:
+        raise shape_error("body.parent.database_id", "a valid uuid", database_id)
+    target = find_database(database_id)
+    if target.database_id != calendar.database_id:
+        raise validation_error(
+            "body.parent: the sandbox does not model moving a data source to another database "
+            "(each sandbox database holds exactly one data source)."
+        )
 
 
 def build_schema(raw: Any, rng: random.Random, path: str) -> dict[str, PropertySchema]:

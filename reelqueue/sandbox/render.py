@@ -171,10 +171,10 @@ def render_data_source(
         "cover": _copy(calendar.cover),
         "parent": {"type": "database_id", "database_id": calendar.database_id},
         "database_parent": {"type": "page_id", "page_id": calendar.parent_page_id},
-        "in_trash": False,
+        "in_trash": calendar.data_source_in_trash,
     }
     if archived:
-        answer["archived"] = False
+        answer["archived"] = calendar.data_source_in_trash
     answer.update(
         {
             "is_inline": calendar.is_inline,

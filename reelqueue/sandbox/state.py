@@ -23,6 +23,7 @@ from reelqueue.sandbox.database import description_text
 from reelqueue.sandbox.datasource import build_schema, title_text
 from reelqueue.sandbox.errors import NotionError, object_not_found, shape_error, validation_error
 from reelqueue.sandbox.faults import FaultSet
+from reelqueue.sandbox.icons import parse_icon
 from reelqueue.sandbox.ids import new_id, normalize_id
 from reelqueue.sandbox.moves import event_parent, refuse_writes_outside
 from reelqueue.sandbox.properties import (
@@ -234,9 +235,9 @@ class SandboxState:
         is_inline = body.get("is_inline", False)
         if not isinstance(is_inline, bool):
             raise shape_error("body.is_inline", "a boolean", is_inline)
-        for key in ("icon", "cover"):
-            if body.get(key) is not None and not isinstance(body[key], dict):
-                raise shape_error(f"body.{key}", "an object or `null`", body[key])
+        icon = parse_icon(body.get("icon"))
+        if body.get("cover") is not None and not isinstance(body["cover"], dict):
+            raise shape_error("body.cover", "an object or `null`", body["cover"])
         initial = body.get("initial_data_source")
         if initial is None:
             initial = {"properties": {"Name": {"title": {}}}}
@@ -257,7 +258,7 @@ class SandboxState:
             parent_page_id=self.workspace.parent_page_id,
             created_by=author,
             is_inline=is_inline,
-            icon=body.get("icon"),
+            icon=icon,
             cover=body.get("cover"),
             database_description=description,
         )
@@ -341,10 +342,9 @@ class SandboxState:
             if ("in_trash" in body or "archived" in body)
             else None
         )
-        for key in ("icon", "cover"):
-            if key in body and body[key] is not None and not isinstance(body[key], dict):
-                raise shape_error(f"body.{key}", "an object or `null`", body[key])
+        icon = parse_icon(body["icon"]) if "icon" in body else page.icon
+        cover = body.get("cover", page.cover)
+        if cover is not None and not isinstance(cover, dict):
+            raise shape_error("body.cover", "an object or `null`", cover)
         self.update_pages([page], body.get("properties"), self.workspace.bot, in_trash)
-        for key in ("icon", "cover"):
-            if key in body:
-                setattr(page, key, body[key])
+        page.icon, page.cover = icon, cover

@@ -101,7 +101,8 @@ class Calendar:
     The seeded content calendar is one; `POST /v1/databases` makes more. `status_type` is the
     type of the property named Status, if any (the seeded calendar always has one). The
     database and its data source each have a description: the API writes the database's
-    (POST and PATCH /v1/databases) and only reads the data source's.
+    (POST and PATCH /v1/databases) and only reads the data source's. The data source may be
+    trashed on its own (`data_source_in_trash`); the database stays where it is.
     """
 
     title: str
@@ -120,6 +121,7 @@ class Calendar:
     cover: Any = None
     database_description: list[dict[str, Any]] = field(default_factory=list)
     data_source_description: list[dict[str, Any]] = field(default_factory=list)
+    data_source_in_trash: bool = False
 
     def parent(self) -> dict[str, Any]:
         """A page's `parent` when the page is a row of this data source."""

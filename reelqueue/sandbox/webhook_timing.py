@@ -36,7 +36,12 @@ AT_ONCE_TYPES = frozenset(
     }
 )
 FIRST_AT_ONCE_TYPES = frozenset({"page.properties_updated"})
-OPPOSITES = {"page.deleted": "page.undeleted", "page.undeleted": "page.deleted"}
+OPPOSITES = {
+    "page.deleted": "page.undeleted",
+    "page.undeleted": "page.deleted",
+    "data_source.deleted": "data_source.undeleted",
+    "data_source.undeleted": "data_source.deleted",
+}
 
 
 @dataclass
