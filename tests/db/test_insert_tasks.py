@@ -155,16 +155,27 @@ async def test_an_outbox_row_only_where_the_page_needs_a_write(engine: AsyncEngi
     ]
 
 
+FENCE_CHANNEL = "test_insert_tasks_fence"
+
+
 async def notifications(database_url: str, engine: AsyncEngine, tasks: list[NewTask]) -> set[str]:
-    """The channels notified by inserting `tasks`, as a listener sees them after commit."""
+    """The channels notified by inserting `tasks`, as a listener sees them after commit.
+
+    A NOTIFY on a fence channel, sent after the insert committed, arrives after every
+    notification of the insert (PostgreSQL delivers them in commit order): once it is
+    heard, a channel not heard was not notified.
+    """
     heard: set[str] = set()
+    fenced = asyncio.Event()
     listener = await asyncpg.connect(database_url)
     try:
         for channel in (OUTBOX_CHANNEL, TASKS_CHANNEL):
             await listener.add_listener(channel, lambda _c, _p, channel, _m: heard.add(channel))
+        await listener.add_listener(FENCE_CHANNEL, lambda *_: fenced.set())
         await insert(engine, tasks)
-        # A NOTIFY after commit arrives within milliseconds; the wait also lets absent ones show.
-        await asyncio.sleep(0.3)
+        async with engine.begin() as conn:
+            await conn.execute(text(f"NOTIFY {FENCE_CHANNEL}"))
+        await asyncio.wait_for(fenced.wait(), 10)
     finally:
         await listener.close()
     return heard
