@@ -4,10 +4,10 @@ A deleted or unshared page cancels an active task: the creator took the page awa
 A page moved out of the calendar only holds its task: a move is undone as easily as
 it is made (a drag to the wrong board), and cancelling would throw away a paid step
 that is running. A held task keeps its status and its running step finishes, but
-nothing new starts (its `run_after` is pushed to infinity, which the claim honours)
-and push-back waits, since a page outside the calendar has no Status to write. When
-a read sees the page in the calendar again, the mark is cleared and the task goes on.
-"""
+nothing new starts (the claim passes over a task whose page is missing, so a retry
+keeps its wait and counts for when the page is back) and push-back waits, since a
+page outside the calendar has no Status to write. When a read sees the page in the
+calendar again, the mark is cleared and the task goes on."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.db.models import TASK_EVENTS
 from reelqueue.queue.page_view import fields_to_write, page_fields
-from reelqueue.queue.tasks import TaskChange, TaskRecord, apply_changes, load_tasks_by_page
+from reelqueue.queue.tasks import (
+    TASKS_CHANNEL,
+    TaskChange,
+    TaskRecord,
+    apply_changes,
+    load_tasks_by_page,
+)
 from reelqueue.statuses import StatusTable
 
 __all__ = ["MOVED", "hold_moved", "mark_missing", "release_found"]
@@ -32,8 +38,8 @@ _REASONS = {
     "deleted": "the page was deleted in Notion",
     "unshared": "the page is no longer shared with the integration",
 }
-_HELD_UNTIL = text("'infinity'::timestamptz")
-# A held task may run again at once; a retry's own wait is kept.
+# Tasks held before the claim passed over missing pages waited at infinity: run them
+# again at once; a retry's own wait is kept.
 _RUN_AGAIN = text("CASE WHEN run_after = 'infinity' THEN now() ELSE run_after END")
 
 
@@ -132,7 +138,7 @@ async def hold_moved(conn: AsyncConnection, moved: Mapping[str, str], table: Sta
                 to_status=task.status,
                 actor="notion",
                 reason=reason,
-                values={"page_missing": MOVED, "run_after": _HELD_UNTIL},
+                values={"page_missing": MOVED},
                 push=False,
             )
         )
@@ -196,4 +202,7 @@ async def release_found(conn: AsyncConnection, page_ids: Iterable[str], table: S
         )
     await apply_changes(conn, changes, table)
     await _note(conn, changes)
+    if any(task.status in table.runnable for task in tasks.values()):
+        # The status did not change, so apply_changes does not wake the workers.
+        await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": TASKS_CHANNEL})
     return len(changes)

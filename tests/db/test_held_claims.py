@@ -132,6 +132,24 @@ async def test_a_retry_keeps_its_backoff_and_counters_across_a_hold(
     assert await claim(driver, "w2") == [], "the retry still waits out its backoff"
 
 
+async def test_a_retry_already_waiting_when_the_page_moves_out_keeps_its_wait(
+    engine: AsyncEngine, driver: asyncpg.Connection
+) -> None:
+    task = await add(engine)
+    assert await claim(driver) == [(task.id, "assets")]
+    await fail_transiently(driver, task, retry_base_s=3600.0, backoff=True)
+    before = await driver.fetchrow(
+        "SELECT run_after, attempts, step_attempts FROM tasks WHERE id = $1", task.id
+    )
+    await hold(engine, task)
+    await release(engine, task)
+    after = await driver.fetchrow(
+        "SELECT run_after, attempts, step_attempts FROM tasks WHERE id = $1", task.id
+    )
+    assert tuple(after) == tuple(before), "a move out and back does not cut the backoff short"
+    assert await claim(driver, "w2") == []
+
+
 async def test_a_lease_expiring_while_the_page_is_held_is_retried_only_once_it_is_back(
     engine: AsyncEngine, driver: asyncpg.Connection
 ) -> None:
@@ -148,7 +166,7 @@ async def test_a_lease_expiring_while_the_page_is_held_is_retried_only_once_it_i
 
 
 async def test_a_step_running_when_its_page_moves_out_keeps_its_result_and_the_next_waits(
-    engine: AsyncEngine, driver: asyncpg.Connection
+    engine: AsyncEngine, driver: asyncpg.Connection, database_url: str
 ) -> None:
     task = await add(engine, "assets_approved")
     ((_, step),) = await claim(driver)
@@ -168,7 +186,19 @@ async def test_a_step_running_when_its_page_moves_out_keeps_its_result_and_the_n
     outputs = await driver.fetchval("SELECT outputs::text FROM tasks WHERE id = $1", task.id)
     assert '"frames": 12' in outputs
 
-    await release(engine, task)
+    heard: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    try:
+        await listener.add_listener(TASKS_CHANNEL, lambda *_: heard.append("woken"))
+        await release(engine, task)
+
+        async def woken() -> bool:
+            await listener.execute("SELECT 1")
+            return bool(heard)
+
+        await until(woken, within_s=10)  # a task back in the calendar wakes the workers
+    finally:
+        await listener.close()
     assert await claim(driver, "w2") == [(task.id, "video")]
 
 

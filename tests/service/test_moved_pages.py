@@ -66,7 +66,7 @@ async def test_a_page_moved_out_holds_its_task_and_moved_back_it_goes_on(
     await queued_task(database_url, page, within_s=5)
     await moved_out(sandbox, database_url, page, within_s=5)
     assert await task_value(database_url, page, "status") == "queued", "held, not cancelled"
-    assert await task_value(database_url, page, "run_after = 'infinity'"), "nothing new starts"
+    assert await task_value(database_url, page, "page_missing = 'moved'"), "nothing new starts"
     assert await history_count(database_url, page, "held: the page was moved out%") == 1
 
     # A step that was running finishes while the page is out; the page cannot show it yet.
