@@ -8,16 +8,39 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from reelqueue.queue import LeaderElection, Listener
+from reelqueue.queue.supervise import LoopHealth
 from tests.fixtures.service import until
+
+
+class Tries(LoopHealth):
+    """An election's health that counts its answered tries for the lock."""
+
+    def __init__(self) -> None:
+        super().__init__("leader")
+        self.answered = 0
+
+    def ok(self) -> None:
+        self.answered += 1
+        super().ok()
+
+
+async def answered(tries: Tries, count: int, acquiring: asyncio.Task[bool]) -> None:
+    """Wait until `count` tries for the lock were answered, or the acquiring task ended."""
+
+    async def enough() -> bool:
+        return tries.answered >= count or acquiring.done()
+
+    await until(enough, within_s=5, every_s=0.01)
 
 
 async def test_only_one_process_leads_and_a_standby_takes_over(database_url: str) -> None:
     stop = asyncio.Event()
     first = LeaderElection(database_url, retry_s=0.05, key=4242)
-    second = LeaderElection(database_url, retry_s=0.05, key=4242)
+    tries = Tries()
+    second = LeaderElection(database_url, retry_s=0.05, key=4242, health=tries)
     assert await first.acquire(stop)
     contender = asyncio.create_task(second.acquire(stop))
-    await asyncio.sleep(0.3)
+    await answered(tries, 2, contender)
     assert not contender.done(), "a second leader while the first holds the lock"
     await first.release()
     assert await asyncio.wait_for(contender, 5)
@@ -46,11 +69,12 @@ async def test_a_leader_whose_connection_dies_knows_it(database_url: str) -> Non
 async def test_acquire_gives_up_when_asked_to_stop(database_url: str) -> None:
     stop = asyncio.Event()
     holder = LeaderElection(database_url, retry_s=0.05, key=4444)
-    waiter = LeaderElection(database_url, retry_s=0.05, key=4444)
+    tries = Tries()
+    waiter = LeaderElection(database_url, retry_s=0.05, key=4444, health=tries)
     assert await holder.acquire(stop)
     other_stop = asyncio.Event()
     task = asyncio.create_task(waiter.acquire(other_stop))
-    await asyncio.sleep(0.1)
+    await answered(tries, 1, task)  # refused once: now it waits to try again
     other_stop.set()
     assert await asyncio.wait_for(task, 2) is False
     await holder.release()
