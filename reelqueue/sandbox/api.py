@@ -121,7 +121,7 @@ async def query_data_source(request: Request, state: SandboxState) -> dict[str, 
     """POST /v1/data_sources/{id}/query: filtered, sorted, paginated pages."""
     calendar = _data_source(request, state)
     body = await read_json_object(request, required=False)
-    refuse_in_trash(calendar)
+    refuse_in_trash(calendar, "querying")
     result = run_query(
         calendar,
         calendar.data_source_id,
@@ -159,6 +159,8 @@ async def patch_page(request: Request, state: SandboxState) -> dict[str, Any]:
     """PATCH /v1/pages/{id}: change only the named properties; answer the full page."""
     page = state.page_or_404(path_id(request, "page_id"))
     body = await read_json_object(request)
+    if page.moved_to is None:
+        refuse_in_trash(state.calendar_of(page), "editing a page of")
     state.update_page_from_api(page, body, archived_alias=legacy(request))
     return _page(request, state, page)
 
@@ -181,7 +183,7 @@ async def create_page(request: Request, state: SandboxState) -> dict[str, Any]:
         calendar = state.data_source_or_404(wanted)
     else:
         calendar = state.database_or_404(wanted)
-    refuse_in_trash(calendar)
+    refuse_in_trash(calendar, "creating a page in")
     page = state.create_page(body.get("properties"), state.workspace.bot, calendar)
     return _page(request, state, page)
 

@@ -8,8 +8,9 @@ be not present" (a data source's description is read-only through the API). It c
 - the icon (`icons.parse_icon`; `null` removes it). The sandbox's data source shares its
   title and icon with its database, as it does the title;
 - `in_trash` (`archived`, its alias, before 2026-03-11): trashing or restoring the data
-  source. A trashed one still answers GET, with `in_trash: true`; other writes to it are a
-  400 until it is restored (the same body may restore it and edit it);
+  source. A trashed one still answers GET, with `in_trash: true`; other work with it (edits,
+  queries, new pages, edits of its pages) is a 400 saying the sandbox does not model it,
+  until it is restored (the same body may restore it and edit it);
 - `parent` (`{"type": "database_id", "database_id"}`): moving it to another database. An
   unknown database is Notion's 404; naming the database it is in changes nothing; another
   database is a 400 saying the sandbox does not model it (each sandbox database holds
@@ -102,8 +103,8 @@ def update_data_source(
         raise shape_error("body.properties", "an object", properties)
     for key, spec in properties.items():
         changes.extend(_property_changes(calendar, key, spec, f"body.properties.{key}"))
-    if calendar.data_source_in_trash and wanted_trash is not False and changes:
-        refuse_in_trash(calendar)
+    if wanted_trash is not False and changes:
+        refuse_in_trash(calendar, "editing")
     for change in changes:
         change()
     if wanted_trash is None or wanted_trash == calendar.data_source_in_trash:
@@ -112,12 +113,17 @@ def update_data_source(
     return wanted_trash
 
 
-def refuse_in_trash(calendar: Calendar) -> None:
-    """A 400 for a write to (or a query of) a data source in the trash."""
+def refuse_in_trash(calendar: Calendar, what: str) -> None:
+    """A 400 for `what` (querying, editing ...) done to a data source in the trash.
+
+    Notion documents only that a trashed data source answers GET with `in_trash: true`; what
+    it answers to anything else is not documented, so the sandbox says it does not model it.
+    """
     if calendar.data_source_in_trash:
         raise validation_error(
-            f"The data source {calendar.data_source_id} is in the trash: the sandbox answers "
-            "only GET and a restore (PATCH with in_trash false) until it is restored."
+            f"The data source {calendar.data_source_id} is in the trash, and the sandbox does "
+            f"not model {what} a data source in the trash. Restore it first: PATCH "
+            f"/v1/data_sources/{calendar.data_source_id} with in_trash false."
         )
 
 

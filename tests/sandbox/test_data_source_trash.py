@@ -46,11 +46,20 @@ async def test_a_trashed_data_source_answers_get_and_refuses_other_work_until_re
             properties={"Title": {"title": [{"text": {"content": "New video"}}]}},
         )
     )
-    for error in (query, rename, create):
+    page = (await fast_sandbox.pages())[0]
+    edit = await _refused(
+        notion.pages.update(
+            page_id=page["id"], properties={"Status": {"status": {"name": "Queued"}}}
+        )
+    )
+    for error in (query, rename, create, edit):
         assert (error.status, error.code) == (400, APIErrorCode.ValidationError)
-        assert "in the trash" in str(error)
+        assert "the sandbox does not model" in str(error)
+        assert "in_trash false" in str(error)
     still = await notion.data_sources.retrieve(data_source_id=source_id)
     assert still["title"][0]["plain_text"] == title
+    unchanged = await notion.pages.retrieve(page_id=page["id"])
+    assert unchanged["properties"]["Status"] == page["properties"]["Status"]
 
     restored = await notion.data_sources.update(
         data_source_id=source_id, in_trash=False, title=[{"text": {"content": "Renamed"}}]
