@@ -219,3 +219,23 @@ def test_the_emoji_check_takes_every_sample(text: str) -> None:
 @pytest.mark.parametrize("text", ["", "a", "🎬a", "1", "‍", "️", " 🎬", "🎬🎬", "🇯🇵🇯", "🎬" * 17])
 def test_the_emoji_check_refuses_what_is_not_one(text: str) -> None:
     assert not is_emoji(text)
+
+
+def test_pages_and_databases_take_icons_by_the_same_rules(
+    client: tuple[httpx.Client, dict[str, Any]],
+) -> None:
+    http, info = client
+    page_id = http.get("/_sandbox/pages").json()["pages"][0]["id"]
+    page = http.patch(f"/v1/pages/{page_id}", json={"icon": {"emoji": "🎬"}})
+    assert page.json()["icon"] == {"type": "emoji", "emoji": "🎬"}
+    refused = http.patch(f"/v1/pages/{page_id}", json={"icon": {"emoji": "no"}})
+    assert (refused.status_code, refused.json()["code"]) == (400, "validation_error")
+    created = http.post(
+        "/v1/databases",
+        json={
+            "parent": {"type": "page_id", "page_id": info["parent_page_id"]},
+            "icon": {"type": "custom_emoji", "custom_emoji": {"id": UUID}},
+        },
+    )
+    assert (created.status_code, created.json()["code"]) == (400, "validation_error")
+    assert "does not model custom emojis" in created.json()["message"]
