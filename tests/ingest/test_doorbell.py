@@ -26,7 +26,8 @@ async def test_rings_during_the_window_join_it_and_later_ones_wait() -> None:
     bell = Doorbell(window_s=0.2)
     bell.ring()
     waiter = asyncio.create_task(bell.wait(5))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # one turn of the loop: the waiter sees the ring and opens its window
+    assert not waiter.done()
     bell.ring(push=True, ingest=False)
     first = await waiter
     assert first.count == 2
