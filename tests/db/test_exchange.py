@@ -20,6 +20,7 @@ from reelqueue.queue import (
     insert_tasks,
 )
 from reelqueue.statuses import Kind, StatusTable
+from tests.fixtures.service import until
 
 TABLE = StatusTable()
 LEASE = timedelta(seconds=30)
@@ -151,15 +152,12 @@ async def workers(database_url: str) -> AsyncIterator[list[asyncpg.Connection]]:
 
 
 async def waiting_on_the_claim_lock(driver: asyncpg.Connection, conn: asyncpg.Connection) -> bool:
-    pid = conn.get_server_pid()
-    for _ in range(100):
-        row = await driver.fetchrow(
-            "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1", pid
-        )
-        if row is not None and (row["wait_event_type"], row["wait_event"]) == ("Lock", "advisory"):
-            return True
-        await asyncio.sleep(0.02)
-    return False
+    """Whether `conn`'s backend is waiting for an advisory lock now."""
+    row = await driver.fetchrow(
+        "SELECT wait_event_type, wait_event FROM pg_stat_activity WHERE pid = $1",
+        conn.get_server_pid(),
+    )
+    return row is not None and (row["wait_event_type"], row["wait_event"]) == ("Lock", "advisory")
 
 
 async def test_claims_share_the_lock_while_every_cap_has_room_for_the_whole_fleet(
@@ -197,7 +195,12 @@ async def test_near_a_cap_claims_take_the_lock_in_turns(
         second = asyncio.create_task(
             exchange(b, worker_id="b", claim=2, lease=LEASE, limits=near, slots=3)
         )
-        assert await waiting_on_the_claim_lock(driver, b), "b claims only after a commits"
+
+        async def b_waits_or_ends() -> bool:
+            return second.done() or await waiting_on_the_claim_lock(driver, b)
+
+        await until(b_waits_or_ends, within_s=10, every_s=0.02)
+        assert not second.done(), "b claims only after a commits"
     assert (await asyncio.wait_for(second, timeout=10)).claimed == [], "4 at most"
 
 
@@ -214,14 +217,21 @@ async def test_every_connected_workers_slots_count_until_it_disconnects(
         small, worker_id="small", claim=3, lease=LEASE, limits=caps, slots=3, shared=True
     )
     assert (refused.claimed, refused.tight) == ([], True), "10 + 3 slots could pass a cap of 12"
+    big_pid = big.get_server_pid()
     await big.close()
-    for _ in range(100):  # the server notices the disconnection a moment later
-        again = await exchange(
-            small, worker_id="small", claim=3, lease=LEASE, limits=caps, slots=3, shared=True
+    observer = workers[1]
+
+    async def big_gone() -> bool:
+        """The server has ended `big`'s backend: its slots are no longer counted."""
+        found = await observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", big_pid
         )
-        if again.claimed:
-            break
-        await asyncio.sleep(0.02)
+        return bool(found == 0)
+
+    await until(big_gone, within_s=10, every_s=0.02)
+    again = await exchange(
+        small, worker_id="small", claim=3, lease=LEASE, limits=caps, slots=3, shared=True
+    )
     assert (len(again.claimed), again.tight) == (1, False)
 
 
