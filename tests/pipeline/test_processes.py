@@ -19,6 +19,7 @@ from reelqueue.db import create_engine, ensure_database, start_embedded_server, 
 from reelqueue.ingest import PageSnapshot, Reactor
 from reelqueue.statuses import GATES, STEPS, StatusTable
 from tests.cli.helpers import LoggedProcess, cli_env
+from tests.fixtures.service import until
 
 FLEET = Channels(
     channels=(
@@ -89,12 +90,16 @@ async def fetchval(url: str, sql: str, *args: Any) -> Any:
 
 
 async def wait_until(url: str, sql: str, expected: Any, within_s: float) -> float:
-    started = time.monotonic()
-    while (found := await fetchval(url, sql)) != expected:
-        if time.monotonic() - started > within_s:
-            raise AssertionError(f"{sql!r} gave {found!r}, not {expected!r}, in {within_s} s")
-        await asyncio.sleep(0.1)
-    return time.monotonic() - started
+    """Wait until `sql` gives `expected`; fail with what it gave instead after `within_s`."""
+
+    async def reached() -> bool:
+        return bool(await fetchval(url, sql) == expected)
+
+    try:
+        return await until(reached, within_s=within_s, every_s=0.1)
+    except AssertionError:
+        found = await fetchval(url, sql)
+        raise AssertionError(f"{sql!r} gave {found!r}, not {expected!r}, in {within_s} s") from None
 
 
 async def test_a_killed_workers_step_reruns_after_its_lease_and_nothing_else_repeats(
