@@ -42,7 +42,9 @@ def test_stop_is_prompt_with_a_hung_request_open() -> None:
             daemon=True,
         )
         thread.start()
+        deadline = time.monotonic() + 10
         while httpx.get(f"{server.base_url}/_sandbox/stats", trust_env=False).json()["hung"] < 1:
+            assert time.monotonic() < deadline, "the request never hung"
             time.sleep(0.01)
         started = time.monotonic()
     assert time.monotonic() - started < 3
