@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from reelqueue.pipeline import (
 )
 from reelqueue.queue import approve_task, retry_task
 from reelqueue.statuses import GATES, STEPS, StatusTable
+from tests.fixtures.service import until
 
 TABLE = StatusTable()
 AUTO = Channels(
@@ -76,16 +77,6 @@ async def queue(engine: AsyncEngine, count: int, channels: Channels, **fields: A
 async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
     async with engine.connect() as conn:
         return await conn.scalar(text(sql), params)
-
-
-async def wait_for(
-    check: Callable[[], Awaitable[bool]], within_s: float = 20.0, every_s: float = 0.05
-) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not done within {within_s} s")
-        await asyncio.sleep(every_s)
 
 
 class Running:
@@ -142,7 +133,7 @@ async def test_every_step_of_every_task_runs_exactly_once_to_published(
 ) -> None:
     await queue(engine, 30, AUTO)
     run_worker(concurrency=8)
-    await wait_for(lambda: all_in(engine, "published", 30))
+    await until(lambda: all_in(engine, "published", 30), within_s=20)
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
@@ -170,14 +161,14 @@ async def test_a_gate_holds_the_task_until_it_is_approved(
         return bool(found == status)
 
     running = run_worker(channels=GATED)
-    await wait_for(lambda: at("assets_ready"))
+    await until(lambda: at("assets_ready"), within_s=20)
     await running.went_round()
     await running.went_round()
     assert await at("assets_ready"), "a gate must hold the task until someone approves"
     task_id = await scalar(engine, "SELECT id FROM tasks WHERE notion_page_id=:p", p=page)
     async with engine.begin() as conn:
         await approve_task(conn, task_id, TABLE)
-    await wait_for(lambda: at("video_ready"))
+    await until(lambda: at("video_ready"), within_s=20)
 
 
 def flaky(failures: int) -> StepSet:
@@ -198,7 +189,7 @@ async def test_a_step_failing_transiently_twice_ends_published_with_attempts_3(
 ) -> None:
     await queue(engine, 1, AUTO)
     run_worker(steps=flaky(2), max_attempts=3)
-    await wait_for(lambda: all_in(engine, "published", 1))
+    await until(lambda: all_in(engine, "published", 1), within_s=20)
     assert await scalar(engine, "SELECT attempts FROM tasks") == 3
     retries = await scalar(
         engine, "SELECT count(*) FROM task_events WHERE reason LIKE 'video failed%retrying%'"
@@ -222,7 +213,7 @@ async def test_a_permanent_failure_shows_the_error_and_a_retry_resumes_there(
 
     await queue(engine, 1, AUTO)
     running = run_worker(steps={step: counting(step) for step in STEPS})
-    await wait_for(lambda: all_in(engine, "audio_error", 1))
+    await until(lambda: all_in(engine, "audio_error", 1), within_s=20)
     error_log = await scalar(engine, "SELECT error_log FROM tasks")
     assert "audio failed" in error_log
     assert "voice model rejected the script" in error_log
@@ -231,7 +222,7 @@ async def test_a_permanent_failure_shows_the_error_and_a_retry_resumes_there(
     async with engine.begin() as conn:
         await retry_task(conn, task_id, TABLE)
     running.worker.wake()
-    await wait_for(lambda: all_in(engine, "published", 1))
+    await until(lambda: all_in(engine, "published", 1), within_s=20)
     assert calls == {
         "assets": 1, "composites": 1, "video": 1, "audio": 2, "sfx": 1, "assembly": 1, "upload": 1,
     }  # fmt: skip
@@ -252,7 +243,7 @@ async def test_claims_take_high_priority_first_and_turn_between_channels(
     await queue(engine, 2, two, channel="history")
     urgent = await queue(engine, 1, two, channel="science", priority="High")
     run_worker(channels=two, concurrency=1)
-    await wait_for(lambda: all_in(engine, "published", 13), within_s=40)
+    await until(lambda: all_in(engine, "published", 13), within_s=40)
     async with engine.connect() as conn:
         order = (
             await conn.execute(
@@ -286,7 +277,7 @@ async def test_channel_caps_hold_across_the_fleet(
     watcher = asyncio.create_task(watch())
     for _ in range(3):
         run_worker(channels=capped, concurrency=4, demo_step_seconds=0.05)
-    await wait_for(lambda: all_in(engine, "published", 12), within_s=60)
+    await until(lambda: all_in(engine, "published", 12), within_s=60)
     watcher.cancel()
     assert 1 <= peak <= 2
 
@@ -301,7 +292,7 @@ async def test_stopping_drains_running_steps_and_releases_the_rest(
         found = await scalar(engine, "SELECT count(*) FROM tasks WHERE locked_by IS NOT NULL")
         return bool(found == 3)
 
-    await wait_for(claimed)
+    await until(claimed, within_s=20)
     await running.close()
     assert await scalar(engine, "SELECT count(*) FROM tasks WHERE locked_by IS NOT NULL") == 0
     assert await scalar(engine, "SELECT count(*) FROM tasks WHERE status = 'queued'") == 3
@@ -327,10 +318,10 @@ async def test_wake_ups_resume_after_the_listening_connection_is_killed(
     async def reconnected() -> bool:
         return listener.reconnects == 1 and listener.connected.is_set()
 
-    await wait_for(reconnected, within_s=10)
+    await until(reconnected, within_s=10)
     # The claim loop polls every 30 s: a task published within 10 s was woken by NOTIFY.
     await queue(engine, 1, AUTO)
-    await wait_for(lambda: all_in(engine, "published", 1), within_s=10)
+    await until(lambda: all_in(engine, "published", 1), within_s=10)
 
 
 async def test_a_step_cap_holds_across_workers(
@@ -353,6 +344,6 @@ async def test_a_step_cap_holds_across_workers(
     watcher = asyncio.create_task(watch())
     for _ in range(2):
         run_worker(concurrency=4, demo_step_seconds=0.05, step_caps={"assets": 1})
-    await wait_for(lambda: all_in(engine, "published", 8), within_s=60)
+    await until(lambda: all_in(engine, "published", 8), within_s=60)
     watcher.cancel()
     assert peak == 1
