@@ -32,7 +32,13 @@ from reelqueue.pipeline import Worker, load_step_sets
 from reelqueue.pipeline.reaper import Reaper
 from reelqueue.pushback import Pusher
 from reelqueue.queue import OUTBOX_CHANNEL, LeaderElection, Listener
-from reelqueue.queue.lifecycle import stop_all
+from reelqueue.queue.lifecycle import (
+    CANCEL_GRACE_S,
+    BackgroundService,
+    Lifecycle,
+    stop_all,
+    until_stopped,
+)
 from reelqueue.queue.supervise import LoopHealth, combined
 from reelqueue.service.coordinator import Coordinator
 from reelqueue.service.deployment import DeploymentClaim, claim_deployment
@@ -99,18 +105,30 @@ async def load_calendars(
     return calendars
 
 
-async def _joined(task: asyncio.Task[None]) -> None:
-    """Wait for a background task to end; an error it ended on is logged, not raised."""
-    try:
-        await task
-    except asyncio.CancelledError:
-        pass
-    except Exception:
-        log.exception("a background task ended on an error", task=task.get_name())
+def _report(task: asyncio.Task[None]) -> None:
+    """Log the error an ended background task ended on, if any."""
+    if task.done() and not task.cancelled() and (error := task.exception()) is not None:
+        log.error("a background task ended on an error", task=task.get_name(), exc_info=error)
 
 
-class Service:
-    """Everything `reelqueue run` runs in one process. Start once; stopping twice is fine."""
+async def _hurry(services: list[Lifecycle], tasks: list[asyncio.Task[None]]) -> None:
+    """Stop them all at once in a hurry (each stop cancelled once begun), bounded."""
+    stops = [asyncio.ensure_future(service.stop()) for service in services]
+    await asyncio.sleep(0)  # let each stop begin (ask its service) before hurrying it
+    for running in (*stops, *tasks):
+        running.cancel()
+    await asyncio.wait([*stops, *tasks], timeout=CANCEL_GRACE_S)
+
+
+class Service(BackgroundService):
+    """Everything `reelqueue run` runs in one process, under the one lifecycle.
+
+    A start that fails (or is stopped) half-way winds down what it began, so nothing
+    is left running and a later start begins afresh.
+    """
+
+    name = "service"
+    up_at_once = False
 
     def __init__(
         self,
@@ -121,13 +139,13 @@ class Service:
         options: ServiceOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__()
         self._settings = settings
         self._channels = channels
         self._url = database_url
         self._options = options or ServiceOptions()
         self._transport = transport
         self._table = StatusTable(settings.status_labels)
-        self._stop = asyncio.Event()
         self._leader_task: asyncio.Task[None] | None = None
         self._deployment_task: asyncio.Task[None] | None = None
         self._deployment: DeploymentClaim | None = None
@@ -179,7 +197,22 @@ class Service:
             },
         )
 
-    async def start(self) -> None:
+    async def _serve(self, stopping: asyncio.Event) -> None:
+        """Start up (unless stopped meanwhile), serve until stopped, then wind down."""
+        self._leader_task = self._deployment_task = None
+        self._engine = self._web = self._inbox = None
+        self.worker = self.coordinator = self.notion = self.schemas = None
+        self._deployment = None
+        try:
+            await until_stopped(stopping, self._start_up(stopping))
+            if not stopping.is_set():
+                self._up()
+                await stopping.wait()
+        finally:
+            stopping.set()  # a failed start-up too: the leader and deployment tasks end
+            await self._wind_down()
+
+    async def _start_up(self, stopping: asyncio.Event) -> None:
         """Check settings and Notion, migrate, serve the web app, and stand for leader."""
         token = require_notion_settings(self._settings)
         await upgrade(self._url)
@@ -209,7 +242,7 @@ class Service:
             settle_s=self._options.deployment_settle_s,
         )
         self._deployment_task = asyncio.create_task(
-            self._deployment.run(self._stop, lambda: self.is_leader), name="deployment"
+            self._deployment.run(stopping, lambda: self.is_leader), name="deployment"
         )
         self.schemas = SchemaWatch(
             self.notion,
@@ -234,7 +267,7 @@ class Service:
         self._web = WebServer(create_app(state), host=self._options.host, port=self._options.port)
         await self._web.start()
         log.info("serving", url=self._web.base_url, data_sources=len(calendars))
-        self._leader_task = asyncio.create_task(self._lead(calendars), name="leader")
+        self._leader_task = asyncio.create_task(self._lead(calendars, stopping), name="leader")
         if self._options.workers > 0:
             self.worker = Worker(
                 self._url,
@@ -245,26 +278,40 @@ class Service:
             )
             await self.worker.start()
 
-    async def stop(self) -> None:
+    async def _wind_down(self) -> None:
         """Stop serving, record the webhooks taken, stop leading, and close connections.
 
         All of it begins at once: the worker takes no new step while the web server
-        finishes its requests in flight, and the leader lets go meanwhile.
+        finishes its requests in flight, and the leader lets go meanwhile. Hurried (a
+        cancelled stop), every step still runs, each cut short: nothing is left behind.
         """
-        self._stop.set()
-        front = [service for service in (self._web, self._inbox) if service]
-        await asyncio.gather(stop_all(front), stop_all([self.worker] if self.worker else []))
-        self._web = None
-        leading, self._leader_task = self._leader_task, None
-        marking, self._deployment_task = self._deployment_task, None
-        for task in (leading, marking):
-            if task is not None:
-                await _joined(task)
-        if self.notion is not None:
-            await self.notion.aclose()
+        current = asyncio.current_task()
+        hurried = current is not None and current.cancelling() > 0
+        front: list[Lifecycle] = [service for service in (self._web, self._inbox) if service]
+        worker: list[Lifecycle] = [self.worker] if self.worker else []
+        tasks = [task for task in (self._leader_task, self._deployment_task) if task]
+        if not hurried:
+            try:
+                await asyncio.gather(stop_all(front), stop_all(worker))
+                for task in tasks:
+                    await asyncio.wait({task})
+            except asyncio.CancelledError:
+                hurried = True
+        if hurried:
+            # Stops are idempotent: whatever was under way, stop everything again, fast.
+            await _hurry(front + worker, tasks)
+        for task in tasks:
+            _report(task)
+        self._leader_task = self._deployment_task = None
+        closing = [self.notion.aclose()] if self.notion is not None else []
         if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+            closing.append(self._engine.dispose())
+        if closing:
+            await asyncio.wait([asyncio.ensure_future(c) for c in closing], timeout=CANCEL_GRACE_S)
+        self._web = None
+        self._engine = None
+        if hurried:
+            raise asyncio.CancelledError
 
     def _on_notify(self, doorbell: Doorbell) -> Callable[[str, str], None]:
         def deliver(channel: str, payload: str) -> None:
@@ -331,29 +378,35 @@ class Service:
             push_health=self._push,
         )
 
-    async def _lead(self, calendars: list[tuple[str, CalendarSchema]]) -> None:
+    async def _lead(
+        self, calendars: list[tuple[str, CalendarSchema]], stopping: asyncio.Event
+    ) -> None:
         """Stand for leader, lead, and stand again, whatever fails, until stopped."""
         health = self._election.health
-        while not self._stop.is_set():
-            try:
-                if not await self._election.acquire(self._stop):
-                    break
-                await self._lead_term(calendars)
-            except Exception as exc:
-                health.failed(exc)
-                log.exception("leading failed; standing for leader again")
+        try:
+            while not stopping.is_set():
+                try:
+                    if not await self._election.acquire(stopping):
+                        break
+                    await self._lead_term(calendars, stopping)
+                except Exception as exc:
+                    health.failed(exc)
+                    log.exception("leading failed; standing for leader again")
+                await self._election.release()
+                # A lock lost while the database answers most likely went to a standby:
+                # let it take over rather than race it for the lock.
+                pause = health.backoff_s()
+                if self._election.lost.is_set():
+                    pause = max(pause, 3 * self._options.leader_retry_s)
+                if not stopping.is_set() and pause:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stopping.wait(), pause)
+        finally:
             await self._election.release()
-            # A lock lost while the database answers most likely went to a standby: let
-            # it take over rather than race it for the lock.
-            pause = health.backoff_s()
-            if self._election.lost.is_set():
-                pause = max(pause, 3 * self._options.leader_retry_s)
-            if not self._stop.is_set() and pause:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), pause)
-        await self._election.release()
 
-    async def _lead_term(self, calendars: list[tuple[str, CalendarSchema]]) -> None:
+    async def _lead_term(
+        self, calendars: list[tuple[str, CalendarSchema]], stopping: asyncio.Event
+    ) -> None:
         """Lead until stopped or until the lock is lost; then stop ingest and push-back at once.
 
         The leader also reaps expired leases, so a dead worker's tasks come back even
@@ -382,7 +435,7 @@ class Service:
         watching = asyncio.create_task(self._election.watch(), name="leader-watch")
         waits = [
             watching,
-            asyncio.create_task(self._stop.wait(), name="stop"),
+            asyncio.create_task(stopping.wait(), name="stop"),
             asyncio.create_task(coordinator.wait_ended(), name="coordinator"),
             asyncio.create_task(reaper.wait_ended(), name="reaper"),
         ]

@@ -1,13 +1,15 @@
 """Every background service keeps the one lifecycle, on a real database and sandbox.
 
 Each is stopped before it starts, stopped twice (and by two callers at once), stopped
-in a hurry (a cancelled stop), and started and stopped twenty times; after all that
-it still does its job. A worker cut off mid-job leaves the job claimable.
+in a hurry (a cancelled stop), and started and stopped over and over (twenty times;
+the whole service, five); after all that it still does its job. A worker, or the
+whole service, cut off mid-job leaves the job claimable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
 import uuid
@@ -34,11 +36,13 @@ from reelqueue.pushback import Pusher
 from reelqueue.queue import BackgroundService, Lifecycle, Listener
 from reelqueue.queue.supervise import LoopHealth
 from reelqueue.sandbox import SandboxAdmin
+from reelqueue.service import Service, ServiceOptions
 from reelqueue.service.coordinator import Coordinator, PushBack
 from reelqueue.service.runner import load_calendars
 from reelqueue.statuses import GATES, StatusTable
 from reelqueue.web.server import WebServer
-from tests.fixtures.service import until, worker_moves
+from tests.fixtures.service import service_settings, until, worker_moves
+from tests.service.test_webhooks import TOKEN, event, sign
 
 TABLE = StatusTable()
 AUTO = Channels(
@@ -54,6 +58,7 @@ class Subject:
     service: BackgroundService
     serves: Callable[[], Awaitable[None]]
     close: Callable[[], Awaitable[None]] | None = None
+    rounds: int = 20
 
 
 @dataclass
@@ -261,6 +266,33 @@ async def worker(parts: Parts) -> Subject:
     return Subject(service, serves)
 
 
+async def whole_service(parts: Parts) -> Subject:
+    service = Service(
+        service_settings(parts.sandbox, notion_webhook_token=SecretStr(TOKEN)),
+        DEFAULT_CHANNELS,
+        database_url=parts.database_url,
+        options=ServiceOptions(port=0, leader_retry_s=0.2, deployment_settle_s=0.0),
+    )
+    pages = iter([p["id"] for p in await parts.sandbox.pages()])
+
+    async def serves() -> None:
+        page = next(pages)
+        await parts.sandbox.edit([page], QUEUED)
+        body = json.dumps(event(page)).encode()
+        headers = {"content-type": "application/json", "x-notion-signature": sign(body)}
+        async with httpx.AsyncClient(base_url=service.base_url) as client:
+            answer = await client.post("/webhooks/notion", content=body, headers=headers)
+        assert answer.status_code == 200
+
+        async def ingested() -> bool:
+            sql = "SELECT count(*) FROM tasks WHERE notion_page_id = :p"
+            return await count(parts.engine, sql, p=page) == 1
+
+        await until(ingested, within_s=20)
+
+    return Subject(service, serves, rounds=5)
+
+
 SERVICES: dict[str, Callable[[Parts], Awaitable[Subject]]] = {
     "listener": listener,
     "inbox-writer": inbox_writer,
@@ -269,6 +301,7 @@ SERVICES: dict[str, Callable[[Parts], Awaitable[Subject]]] = {
     "coordinator": coordinator,
     "push-back": push_back,
     "worker": worker,
+    "service": whole_service,
 }
 
 
@@ -317,8 +350,8 @@ async def test_a_cancelled_stop_leaves_it_stopped_and_it_starts_again(subject: S
     await subject.serves()
 
 
-async def test_twenty_starts_and_stops_leave_it_working(subject: Subject) -> None:
-    for round_ in range(20):
+async def test_starts_and_stops_over_and_over_leave_it_working(subject: Subject) -> None:
+    for round_ in range(subject.rounds):
         started = subject.service.start()
         if round_ % 2 == 0:  # half the time stopped while still starting up
             await started
@@ -365,6 +398,39 @@ async def test_a_worker_cut_off_mid_job_leaves_the_job_claimable(
         await until(published, within_s=30)
     finally:
         await fast.stop()
+
+
+async def test_the_service_cut_off_mid_job_leaves_the_job_claimable(
+    database_url: str, engine: AsyncEngine, tmp_path: Path, sandbox: SandboxAdmin
+) -> None:
+    slow = Service(
+        service_settings(
+            sandbox, artifacts_dir=tmp_path / "a", demo_step_seconds=60.0, lease_s=30.0
+        ),
+        AUTO,
+        database_url=database_url,
+        options=ServiceOptions(port=0, workers=1, deployment_settle_s=0.0),
+    )
+    (page,) = await queue(engine)
+    await slow.start()
+    try:
+
+        async def running() -> bool:
+            sql = "SELECT count(*) FROM tasks WHERE status = 'generating_assets'"
+            return await count(engine, sql) == 1
+
+        await until(running, within_s=20)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0):
+                await slow.stop()
+        assert not slow.running
+    finally:
+        await slow.stop()
+    sql = (
+        "SELECT count(*) FROM tasks"
+        " WHERE notion_page_id = :p AND locked_by IS NULL AND status = 'queued'"
+    )
+    assert await count(engine, sql, p=page) == 1, "given back at once, not after the lease"
 
 
 async def test_a_web_server_that_cannot_listen_says_why_when_started_and_is_stopped() -> None:

@@ -1,16 +1,23 @@
-"""Stopping `reelqueue run`'s service: everything is asked at once, nothing taken in is lost."""
+"""Stopping `reelqueue run`'s service: everything is asked at once, nothing taken in is lost.
+
+A start that fails half-way leaves nothing running, and a later start works.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
+from reelqueue.config import DEFAULT_CHANNELS
 from reelqueue.sandbox import SandboxAdmin
-from tests.fixtures.service import StartService, fetchval, ready, until
+from reelqueue.service import Service, ServiceOptions
+from tests.fixtures.service import StartService, fetchval, ready, service_settings, until
 from tests.service.test_webhooks import TOKEN, event, sign
 
 
@@ -56,3 +63,41 @@ async def test_the_worker_stops_at_once_while_a_webhook_in_flight_is_still_recor
         database_url, "SELECT count(*) FROM webhook_inbox WHERE entity_id = $1", page
     )
     assert recorded == 1
+
+
+async def test_a_start_that_fails_half_way_leaves_nothing_running_and_a_later_start_works(
+    sandbox: SandboxAdmin, database_url: str
+) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    service = Service(
+        service_settings(sandbox),
+        DEFAULT_CHANNELS,
+        database_url=database_url,
+        options=ServiceOptions(port=port, leader_retry_s=0.2, workers=1, deployment_settle_s=0.0),
+    )
+    try:
+        # Migrated, Notion checked, deployment claimed, inbox writer begun: then no port.
+        with pytest.raises(OSError, match="could not listen"):
+            await service.start()
+        assert not service.running
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert others == [], "a task of the failed start is still running"
+        connections = await fetchval(
+            database_url,
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        assert connections == 0, "the failed start left database connections open"
+        taken.close()
+        await service.start()
+        await ready(service)
+        async with httpx.AsyncClient(base_url=service.base_url) as client:
+            answer = await client.get("/healthz")
+        assert answer.status_code == 200
+        assert service.base_url.endswith(f":{port}")
+    finally:
+        taken.close()
+        await service.stop()
