@@ -1,7 +1,8 @@
 """The demo: the whole service against a local Notion sandbox, with the creator's batch edit.
 
 It starts (or joins) the database, gives the demo a fresh database of its own,
-serves a sandbox seeded with a calendar of Draft videos, runs the service pointed at
+serves a sandbox seeded with a calendar of Draft videos (its Status options are the
+labels of the status vocabulary, as `notion setup` makes them), runs the service pointed at
 it (subscribed to its webhooks, with workers on the demo steps and every review gate
 auto-approved), then acts as the creator: one edit sets every Draft to Queued. A live
 bar counts tasks in the queue, a live table follows them to Published on their Notion
@@ -30,8 +31,9 @@ from reelqueue.db import ensure_database, libpq_url, start_embedded_server, with
 from reelqueue.db.engine import describe_database
 from reelqueue.demo.summary import DemoSummary, render_summary
 from reelqueue.errors import UserError
-from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
+from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer, status_options
 from reelqueue.service import Service, ServiceOptions
+from reelqueue.statuses import StatusTable
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -132,6 +134,7 @@ async def _wait_for_published(
     options: DemoOptions,
     console: Console,
     started: float,
+    published_label: str,
 ) -> tuple[int, float | None]:
     """Follow the videos to Published on their Notion pages, with a live count per status."""
     wanted = set(page_ids)
@@ -145,7 +148,7 @@ async def _wait_for_published(
                 shown = Counter(
                     _status_name(p) or "?" for p in await admin.pages() if p["id"] in wanted
                 )
-                published = shown.get("Published", 0)
+                published = shown.get(published_label, 0)
                 if options.show_progress:
                     rows = await conn.fetch(
                         "SELECT status, count(*) AS n FROM tasks"
@@ -184,9 +187,12 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
     database_url = await _fresh_database(settings)
     console.print(f"[dim]using {describe_database(database_url)}, made fresh for the demo[/dim]")
     channels = DEFAULT_CHANNELS
+    table = StatusTable(settings.status_labels)
+    draft, queued = table.label("draft"), table.label("queued")
     sandbox_config = SandboxConfig(
         videos=options.videos,
         channels=tuple(c.id for c in channels.channels),
+        status_options=status_options({label: table.group(label) for label in table.labels}),
         rate_model="bucket",
         rps=settings.notion_rate_limit,
         burst=settings.notion_rate_burst * 2,
@@ -212,7 +218,7 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
         try:
             await service.start()
             console.print(
-                f"sandbox at {sandbox.base_url} with {options.videos} Draft videos; "
+                f"sandbox at {sandbox.base_url} with {options.videos} {draft} videos; "
                 f"reelqueue at {service.base_url}"
             )
             await asyncio.wait_for(service.leading.wait(), 30)
@@ -230,11 +236,11 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
                     webhook_delay_ms=[0, 3000],
                 )
                 summary.faults = True
-            drafts = [p["id"] for p in await admin.pages() if _status_name(p) == "Draft"]
+            drafts = [p["id"] for p in await admin.pages() if _status_name(p) == draft]
             before = _requests(service.notion.stats)
             rate_limited_before = service.notion.stats["rate_limited"]
-            status_value = {sandbox_config.status_type: {"name": "Queued"}}
-            console.print(f"the creator sets {len(drafts)} Draft entries to Queued in one edit")
+            status_value = {sandbox_config.status_type: {"name": queued}}
+            console.print(f"the creator sets {len(drafts)} {draft} entries to {queued} in one edit")
             edit_started = time.monotonic()
             await admin.edit(drafts, {"Status": status_value})
             count, seconds = await _wait_for_queue(
@@ -252,7 +258,13 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
             summary.seconds_to_all_queued = round(seconds, 3) if seconds is not None else None
             if options.workers > 0:
                 published, seconds = await _wait_for_published(
-                    admin, database_url, drafts, options, console, edit_started
+                    admin,
+                    database_url,
+                    drafts,
+                    options,
+                    console,
+                    edit_started,
+                    table.label("published"),
                 )
                 summary.published = published
                 summary.seconds_to_all_published = (

@@ -11,13 +11,17 @@ from __future__ import annotations
 from reelqueue.sandbox.admin_client import SandboxAdmin, SandboxAdminError
 from reelqueue.sandbox.app import create_app
 from reelqueue.sandbox.config import SandboxConfig
+from reelqueue.sandbox.schema import DEFAULT_STATUS_OPTIONS, StatusOptions, status_options
 from reelqueue.sandbox.server import SandboxServer, serve
 
 __all__ = [
+    "DEFAULT_STATUS_OPTIONS",
     "SandboxAdmin",
     "SandboxAdminError",
     "SandboxConfig",
     "SandboxServer",
+    "StatusOptions",
     "create_app",
     "serve",
+    "status_options",
 ]

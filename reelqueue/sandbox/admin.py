@@ -7,10 +7,15 @@ Errors answer in Notion's error shape (`validation_error` 400 for a bad body,
   "bot_user_id", "person_user_id", "status_type", "parent_page_id"}` (`parent_page_id`: the
   page shared with the integration, the parent POST /v1/databases accepts; the calendar's
   `database_ids`/`data_source_ids` come first, databases made through the API are not listed).
-- `POST /_sandbox/reset` `{"videos"?, "channels"?, "status_type"?, "rps"?, "burst"?,
-  "webhook_window_ms"?, "webhook_retry_scale"?, "age_s"?, "queued"?}`: a fresh calendar of
-  Draft entries (the first `queued` of them Queued instead, all created and last edited
-  `age_s` seconds ago, so a test can start from a quiet calendar); a key left out takes the
+- `POST /_sandbox/reset` `{"videos"?, "channels"?, "status_type"?, "status_options"?,
+  "rps"?, "burst"?, "webhook_window_ms"?, "webhook_retry_scale"?, "age_s"?, "queued"?}`: a
+  fresh calendar of Draft entries (the first `queued` of them Queued instead, all created and
+  last edited `age_s` seconds ago, so a test can start from a quiet calendar). The board's
+  Status options are `status_options`, `[{"name", "group"}, ...]` in board order with group
+  `to_do`, `in_progress` or `complete` (the sandbox picks the colors; a `select` Status has
+  no groups); names must be unique, non-empty and without commas. Entries are seeded in
+  the option "Draft", or the first To-do option when there is none; `queued` needs an
+  option "Queued". A key left out takes the
   server's configured value (not the previous reset's). Clears faults, stats, cursors and
   subscriptions, and releases hung requests. Database and data source ids stay the same;
   page ids are new (databases made by POST /v1/databases are gone).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
@@ -72,13 +72,19 @@ class SandboxAdmin:
         return self._info
 
     async def reset(self, **options: Any) -> dict[str, Any]:
-        """POST /_sandbox/reset: videos, channels, status_type, webhook_window_ms, ... and the
-        request limits (rate_model, budget, window_s, rps, burst, workspace_budget,
+        """POST /_sandbox/reset: videos, channels, status_type, status_options (`{"name",
+        "group"}` objects or (name, group) pairs), webhook_window_ms, ... and the request
+        limits (rate_model, budget, window_s, rps, burst, workspace_budget,
         workspace_window_s, latency_ms: a number or a (low, high) pair)."""
         if isinstance(options.get("latency_ms"), tuple):
             options["latency_ms"] = list(options["latency_ms"])
         if "channels" in options:
             options["channels"] = list(options["channels"])
+        if isinstance(options.get("status_options"), list | tuple):
+            options["status_options"] = [
+                o if isinstance(o, Mapping) else {"name": o[0], "group": o[1]}
+                for o in options["status_options"]
+            ]
         self._info = await self._call("POST", "reset", options)
         return self._info
 

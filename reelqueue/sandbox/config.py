@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reelqueue.sandbox.ratelimit import WINDOW, RequestLimits
+from reelqueue.sandbox.schema import DEFAULT_STATUS_OPTIONS, StatusOptions, check_status_options
 
 STATUS_TYPES = ("status", "select")
 
@@ -24,6 +25,8 @@ class SandboxConfig:
     combined into one event sent when it ends (see `webhook_timing`); `webhook_retry_scale`
     multiplies Notion's retry schedule of failed deliveries (about a day over 8 attempts), so
     tests can shrink both;
+    `status_options` are the Status options of the board, (name, group id) in board order, as
+    the person who set it up chose them (by default the sandbox's own board);
     `seed` makes ids and fake data repeatable.
     """
 
@@ -41,6 +44,7 @@ class SandboxConfig:
     videos: int = 20
     channels: tuple[str, ...] = ("science", "history")
     status_type: str = "status"
+    status_options: StatusOptions = DEFAULT_STATUS_OPTIONS
     webhook_window_ms: int = 60_000
     webhook_retry_scale: float = 1.0
     seed: int = 0
@@ -51,6 +55,7 @@ class SandboxConfig:
         if self.status_type not in STATUS_TYPES:
             raise ValueError(f"status_type must be 'status' or 'select', not {self.status_type!r}")
         self.limits  # noqa: B018 - validates the rate limit and latency settings
+        check_status_options(self.status_options)
         if self.videos < 0:
             raise ValueError("videos must be 0 or more")
         if not self.channels:

@@ -1,8 +1,9 @@
-"""The content calendar's schema: its properties, the status vocabulary, and option colors."""
+"""The content calendar's schema: its properties, the board's status options, and colors."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,12 +81,71 @@ CREATABLE_TYPES = ("rich_text", "select", "date", "url", "number", "checkbox", "
 
 
 def status_group(label: str) -> str:
-    """The status group (to_do, in_progress, complete) a label of the vocabulary belongs to."""
+    """The status group (to_do, in_progress, complete) a label of the default board belongs to."""
     if label in _TO_DO:
         return "to_do"
     if label in _COMPLETE or label.endswith("Error"):
         return "complete"
     return "in_progress"
+
+
+# The Status options of a board, (name, group id) in board order; group ids as STATUS_GROUPS.
+StatusOptions = tuple[tuple[str, str], ...]
+
+DEFAULT_STATUS_OPTIONS: StatusOptions = tuple(
+    (label, status_group(label)) for label in STATUS_LABELS
+)
+MAX_OPTION_NAME = 100
+
+
+def check_status_options(options: Sequence[tuple[str, str]]) -> StatusOptions:
+    """The options as given, or ValueError naming the first problem (names as Notion allows)."""
+    groups = [key for key, _, _ in STATUS_GROUPS]
+    if not options:
+        raise ValueError("status_options must list at least one option")
+    seen: set[str] = set()
+    for index, (name, group) in enumerate(options):
+        where = f"status_options[{index}]"
+        if not name.strip() or len(name) > MAX_OPTION_NAME or "," in name:
+            raise ValueError(
+                f"{where}.name must be a non-empty name of at most {MAX_OPTION_NAME} characters "
+                f"without commas, not {name!r}"
+            )
+        if name in seen:
+            raise ValueError(f"{where}.name: the option {name!r} is listed twice")
+        seen.add(name)
+        if group not in groups:
+            raise ValueError(f"{where}.group must be one of {groups}, not {group!r}")
+    return tuple((name, group) for name, group in options)
+
+
+def parse_status_options(data: Any) -> StatusOptions:
+    """The `status_options` of a reset body (`[{"name", "group"}, ...]`), or ValueError."""
+    if not isinstance(data, list):
+        raise ValueError('status_options must be a list of {"name", "group"} objects')
+    pairs: list[tuple[str, str]] = []
+    for index, option in enumerate(data):
+        if (
+            not isinstance(option, dict)
+            or set(option) != {"name", "group"}
+            or not isinstance(option["name"], str)
+            or not isinstance(option["group"], str)
+        ):
+            raise ValueError(
+                f'status_options[{index}] must be an object {{"name": text, "group": text}}, '
+                f"not {option!r}"
+            )
+        pairs.append((option["name"], option["group"]))
+    return check_status_options(pairs)
+
+
+def status_options(groups_by_label: Mapping[str, str]) -> StatusOptions:
+    """Status options from each label's group, named as Notion shows it ("To-do") or by id."""
+    ids = {name: key for key, name, _ in STATUS_GROUPS} | {key: key for key, _, _ in STATUS_GROUPS}
+    unknown = sorted({g for g in groups_by_label.values() if g not in ids})
+    if unknown:
+        raise ValueError(f"unknown status groups {unknown}; use one of {sorted(ids)}")
+    return check_status_options([(label, ids[g]) for label, g in groups_by_label.items()])
 
 
 def status_color(label: str) -> str:
@@ -192,21 +252,33 @@ def _options(rng: random.Random, named: list[tuple[str, str]]) -> list[SelectOpt
     return [SelectOption(new_id(rng), name, color) for name, color in named]
 
 
-def build_status_property(rng: random.Random, status_type: str) -> PropertySchema:
-    """The Status property: every label of the vocabulary, grouped when it is a status type."""
-    options = _options(rng, [(label, status_color(label)) for label in STATUS_LABELS])
+def build_status_property(
+    rng: random.Random, status_type: str, board: StatusOptions = DEFAULT_STATUS_OPTIONS
+) -> PropertySchema:
+    """The Status property with the board's options, grouped when it is a status type."""
+    options = _options(rng, [(name, status_color(name)) for name, _ in board])
     prop = PropertySchema(
         encode_property_id(RAW_PROPERTY_IDS["Status"]), "Status", status_type, options
     )
     if status_type == "status":
         for key, name, color in STATUS_GROUPS:
-            ids = [o.id for o in options if status_group(o.name) == key]
+            ids = [o.id for o, (_, group) in zip(options, board, strict=True) if group == key]
             prop.groups.append(StatusGroup(new_id(rng), key, name, color, ids))
     return prop
 
 
+def first_status(prop: PropertySchema, name: str) -> SelectOption:
+    """The option called `name`, else the board's first To-do option (its first when none)."""
+    to_do = prop.groups[0].option_ids if prop.groups else []
+    named = prop.option_named(name)
+    return named or next((o for o in prop.options if o.id in to_do), prop.options[0])
+
+
 def build_calendar_schema(
-    rng: random.Random, status_type: str, channels: tuple[str, ...]
+    rng: random.Random,
+    status_type: str,
+    channels: tuple[str, ...],
+    board: StatusOptions = DEFAULT_STATUS_OPTIONS,
 ) -> dict[str, PropertySchema]:
     """The content calendar's properties, in board order, keyed by name."""
 
@@ -222,7 +294,7 @@ def build_calendar_schema(
         channel,
         simple("Topic", "rich_text"),
         simple("Story Direction", "rich_text"),
-        build_status_property(rng, status_type),
+        build_status_property(rng, status_type, board),
         priority,
         simple("Error Log", "rich_text"),
         simple("YouTube URL", "url"),

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from reelqueue.sandbox.properties import empty_value, rich_text
-from reelqueue.sandbox.schema import PropertySchema
+from reelqueue.sandbox.schema import PropertySchema, first_status
 
 TOPICS: dict[str, tuple[str, ...]] = {
     "science": (
@@ -65,10 +65,10 @@ def _topics(channel: str) -> tuple[str, ...]:
 def draft_values(
     schema: dict[str, PropertySchema], count: int, rng: random.Random
 ) -> Iterator[dict[str, Any]]:
-    """Stored values for `count` Draft entries, the channels taken in turn."""
+    """Stored values for `count` Draft entries (the board's first To-do option when it has no
+    Draft), the channels taken in turn."""
     channel_prop, priority_prop = schema["Channel"], schema["Priority"]
-    draft = schema["Status"].option_named("Draft")
-    assert draft is not None
+    draft = first_status(schema["Status"], "Draft")
     priorities = {name: priority_prop.option_named(name) for name, _ in PRIORITY_WEIGHTS}
     names = [name for name, _ in PRIORITY_WEIGHTS]
     weights = [weight for _, weight in PRIORITY_WEIGHTS]

@@ -34,7 +34,13 @@ from reelqueue.sandbox.properties import (
 )
 from reelqueue.sandbox.query import CursorBook, trash_flag
 from reelqueue.sandbox.ratelimit import LIMIT_KEYS, RateLimiter, RequestLimits
-from reelqueue.sandbox.schema import build_calendar_schema
+from reelqueue.sandbox.schema import (
+    DEFAULT_STATUS_OPTIONS,
+    StatusOptions,
+    build_calendar_schema,
+    first_status,
+    parse_status_options,
+)
 from reelqueue.sandbox.seed import draft_values
 from reelqueue.sandbox.stats import Stats
 from reelqueue.sandbox.store import Calendar, Page, User, Workspace
@@ -54,6 +60,7 @@ class ResetOptions:
     age_s: int = 0
     queued: int = 0
     webhook_retry_scale: float = 1.0
+    status_options: StatusOptions = DEFAULT_STATUS_OPTIONS
 
     @classmethod
     def from_json(cls, data: Any, config: SandboxConfig) -> ResetOptions:
@@ -79,6 +86,11 @@ class ResetOptions:
             age_s=data.get("age_s", 0),
             queued=data.get("queued", 0),
             webhook_retry_scale=data.get("webhook_retry_scale", config.webhook_retry_scale),
+            status_options=(
+                parse_status_options(data["status_options"])
+                if "status_options" in data
+                else config.status_options
+            ),
         )
         if not isinstance(options.videos, int) or not 0 <= options.videos <= 100_000:
             raise ValueError("videos must be an integer from 0 to 100000")
@@ -92,6 +104,8 @@ class ResetOptions:
             raise ValueError("age_s must be an integer of 0 or more")
         if not isinstance(options.queued, int) or not 0 <= options.queued <= options.videos:
             raise ValueError("queued must be an integer from 0 to videos")
+        if options.queued and not any(name == "Queued" for name, _ in options.status_options):
+            raise ValueError("queued needs a status option named 'Queued' in status_options")
         return options
 
 
@@ -129,7 +143,9 @@ class SandboxState:
     def _build_calendar(self, options: ResetOptions) -> Calendar:
         rng = random.Random(f"{self.config.seed}:{self.generation}")
         now = utc_now() - timedelta(seconds=options.age_s)
-        schema = build_calendar_schema(rng, options.status_type, options.channels)
+        schema = build_calendar_schema(
+            rng, options.status_type, options.channels, options.status_options
+        )
         calendar = Calendar(
             "Content Calendar",
             options.status_type,
@@ -142,8 +158,7 @@ class SandboxState:
             created_by=self.workspace.person,
         )
         person = self.workspace.person
-        queued = schema["Status"].option_named("Queued")
-        assert queued is not None
+        queued = first_status(schema["Status"], "Queued")
         for n, values in enumerate(draft_values(schema, options.videos, rng)):
             if n < options.queued:
                 values["Status"] = queued.value()
