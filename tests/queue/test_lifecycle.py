@@ -41,6 +41,7 @@ from reelqueue.service.coordinator import Coordinator, PushBack
 from reelqueue.service.runner import load_calendars
 from reelqueue.statuses import GATES, StatusTable
 from reelqueue.web.server import WebServer
+from tests.fixtures.sandbox import SANDBOX_DEFAULTS
 from tests.fixtures.service import service_settings, until, worker_moves
 from tests.service.test_webhooks import TOKEN, event, sign
 
@@ -267,8 +268,16 @@ async def worker(parts: Parts) -> Subject:
 
 
 async def whole_service(parts: Parts) -> Subject:
+    # Rate limits are not what this tests; Notion's would slow each start-up down.
+    await parts.sandbox.reset(**{**SANDBOX_DEFAULTS, "rps": 100.0, "burst": 100})
+    settings = service_settings(
+        parts.sandbox,
+        notion_webhook_token=SecretStr(TOKEN),
+        notion_rate_limit=100.0,
+        notion_rate_burst=100,
+    )
     service = Service(
-        service_settings(parts.sandbox, notion_webhook_token=SecretStr(TOKEN)),
+        settings,
         DEFAULT_CHANNELS,
         database_url=parts.database_url,
         options=ServiceOptions(port=0, leader_retry_s=0.2, deployment_settle_s=0.0),

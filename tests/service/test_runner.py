@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from reelqueue.config import DEFAULT_CHANNELS
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service, ServiceOptions
+from tests.fixtures.sandbox import SANDBOX_DEFAULTS
 from tests.fixtures.service import StartService, fetchval, ready, service_settings, until
 from tests.service.test_webhooks import TOKEN, event, sign
 
@@ -68,12 +69,13 @@ async def test_the_worker_stops_at_once_while_a_webhook_in_flight_is_still_recor
 async def test_a_start_that_fails_half_way_leaves_nothing_running_and_a_later_start_works(
     sandbox: SandboxAdmin, database_url: str
 ) -> None:
+    await sandbox.reset(**{**SANDBOX_DEFAULTS, "rps": 100.0, "burst": 100})  # not under test
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
     service = Service(
-        service_settings(sandbox),
+        service_settings(sandbox, notion_rate_limit=100.0, notion_rate_burst=100),
         DEFAULT_CHANNELS,
         database_url=database_url,
         options=ServiceOptions(port=port, leader_retry_s=0.2, workers=1, deployment_settle_s=0.0),
