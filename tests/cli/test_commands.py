@@ -93,7 +93,8 @@ def test_the_demo_queues_every_video_and_ends_with_json(
     assert summary["queued"] == 8
     assert summary["duplicates"] == 0
     assert summary["rate_limited"] == 0
-    assert summary["seconds_to_all_queued"] < 10
+    assert summary["seconds_to_all_queued"] is not None, "all queued within the demo's wait"
+    assert summary["webhooks"]["delivered"] >= 1, "the edit reached reelqueue as webhooks"
     assert summary["published"] == 8
     assert summary["seconds_to_all_published"] > summary["seconds_to_all_queued"]
     assert sum(summary["notion_requests"].values()) >= 1
