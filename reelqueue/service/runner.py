@@ -124,7 +124,9 @@ class Service(BackgroundService):
     """Everything `reelqueue run` runs in one process, under the one lifecycle.
 
     A start that fails (or is stopped) half-way winds down what it began, so nothing
-    is left running and a later start begins afresh.
+    is left running and a later start begins afresh. `table` is the status vocabulary
+    (by default statuses.py's, with the configured labels): the database's queue SQL,
+    the step sets and every reader and writer of statuses follow it.
     """
 
     name = "service"
@@ -138,6 +140,7 @@ class Service(BackgroundService):
         database_url: str,
         options: ServiceOptions | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        table: StatusTable | None = None,
     ) -> None:
         super().__init__()
         self._settings = settings
@@ -145,7 +148,7 @@ class Service(BackgroundService):
         self._url = database_url
         self._options = options or ServiceOptions()
         self._transport = transport
-        self._table = StatusTable(settings.status_labels)
+        self._table = table or StatusTable(settings.status_labels)
         self._leader_task: asyncio.Task[None] | None = None
         self._deployment_task: asyncio.Task[None] | None = None
         self._deployment: DeploymentClaim | None = None
@@ -215,7 +218,7 @@ class Service(BackgroundService):
     async def _start_up(self, stopping: asyncio.Event) -> None:
         """Check settings and Notion, migrate, serve the web app, and stand for leader."""
         token = require_notion_settings(self._settings)
-        await upgrade(self._url)
+        await upgrade(self._url, table=self._table)
         self._engine = create_engine(self._url)
         self.notion = NotionClient(
             token,
@@ -273,8 +276,9 @@ class Service(BackgroundService):
                 self._url,
                 self._settings,
                 self._channels,
-                load_step_sets(self._settings.step_sets),
+                load_step_sets(self._settings.step_sets, self._table.steps),
                 concurrency=self._options.workers,
+                table=self._table,
             )
             await self.worker.start()
 
