@@ -575,8 +575,9 @@ def sandbox(
     ),
 ) -> None:
     """Serve a local emulator of the Notion API, seeded with a content calendar."""
-    from reelqueue.sandbox import SandboxConfig, serve
+    from reelqueue.sandbox import SandboxConfig, serve, status_options
     from reelqueue.sandbox.ratelimit import parse_latency_text
+    from reelqueue.statuses import StatusTable
 
     if status_type not in {"status", "select"}:
         raise UserError(f"--status-type must be 'status' or 'select' (got {status_type!r})")
@@ -604,6 +605,7 @@ def sandbox(
             workspace_window_s=workspace_window_s,
             latency_ms=parse_latency_text(latency_ms),
             token=token,
+            status_options=status_options(StatusTable(load_settings().status_labels).groups()),
         )
     except ValueError as error:
         raise UserError(f"sandbox settings: {error}") from error

@@ -276,6 +276,10 @@ class StatusTable:
             return STATUS_GROUPS[1]
         return STATUS_GROUPS[2]
 
+    def groups(self) -> dict[str, str]:
+        """Each label's Notion status group, in pipeline order: the board a calendar needs."""
+        return {label: self.group(label) for label in self.labels}
+
     def is_active(self, status: str) -> bool:
         """Queued through uploading: a second Queued for it is a no-op."""
         return self._rows[status].kind in {Kind.WAITING, Kind.RUNNING, Kind.GATE}

@@ -192,7 +192,7 @@ async def run_demo(settings: Settings, options: DemoOptions, console: Console) -
     sandbox_config = SandboxConfig(
         videos=options.videos,
         channels=tuple(c.id for c in channels.channels),
-        status_options=status_options({label: table.group(label) for label in table.labels}),
+        status_options=status_options(table.groups()),
         rate_model="bucket",
         rps=settings.notion_rate_limit,
         burst=settings.notion_rate_burst * 2,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from reelqueue.sandbox import SandboxAdmin
+from reelqueue.statuses import StatusTable
 from tests.cli.helpers import cli_env, one_line_error, reelqueue, seed_tasks
 
 
@@ -98,3 +103,36 @@ def test_the_demo_queues_every_video_and_ends_with_json(
     assert summary["published"] == 8
     assert summary["seconds_to_all_published"] > summary["seconds_to_all_queued"]
     assert sum(summary["notion_requests"].values()) >= 1
+
+
+async def test_the_sandbox_command_serves_a_board_with_the_configured_labels(
+    tmp_path: Path,
+) -> None:
+    env = cli_env(tmp_path, REELQUEUE_STATUS_LABELS='{"queued": "Ready to film"}')
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "reelqueue", "sandbox", "--port", "0", "--videos", "1",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        listening = await asyncio.wait_for(process.stdout.readline(), 60)
+        admin = SandboxAdmin(listening.decode().split()[-1])
+        try:
+            await admin.info()
+            async with httpx.AsyncClient(base_url=admin.base_url) as http:
+                answer = await http.get(
+                    f"/v1/data_sources/{admin.data_source_id}",
+                    headers={"Authorization": f"Bearer {admin.token}",
+                             "Notion-Version": "2025-09-03"},
+                )  # fmt: skip
+        finally:
+            await admin.aclose()
+    finally:
+        process.terminate()
+        await process.wait()
+    names = [
+        option["name"] for option in answer.json()["properties"]["Status"]["status"]["options"]
+    ]
+    assert "Ready to film" in names
+    assert "Queued" not in names
+    assert names == StatusTable({"queued": "Ready to film"}).labels
