@@ -17,7 +17,13 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import ClientDisconnect
@@ -178,9 +184,15 @@ def create_app(state: WebState) -> FastAPI:
         registry=state.registry,
     )
 
+    in_progress = Gauge(
+        "reelqueue_webhook_deliveries_in_progress",
+        "Webhook deliveries being received or recorded right now",
+        registry=state.registry,
+    )
+
     @app.post("/webhooks/notion")
     async def notion_webhook(request: Request) -> Response:
-        with correlation(source="webhook"):
+        with correlation(source="webhook"), in_progress.track_inprogress():
             try:
                 return await receive(request)
             except ClientDisconnect:

@@ -47,7 +47,12 @@ async def test_the_worker_stops_at_once_while_a_webhook_in_flight_is_still_recor
             client.post("/webhooks/notion", content=trickle(), headers=headers)
         )
         await asyncio.wait_for(half_sent.wait(), 10)
-        await asyncio.sleep(0.1)  # the server, in this loop, reads the head sent
+
+        async def being_received() -> bool:
+            metrics = (await client.get("/metrics")).text
+            return "reelqueue_webhook_deliveries_in_progress 1.0" in metrics
+
+        await until(being_received, within_s=5)  # the server has the head, awaits the body
         stopping = asyncio.create_task(service.stop())
 
         async def worker_stopped() -> bool:
