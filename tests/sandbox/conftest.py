@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +19,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reelqueue.sandbox import SandboxAdmin
+from reelqueue.sandbox import SandboxAdmin, SandboxServer
 
 FAST = {"rps": 1000.0, "burst": 1000}
 NOTION_VERSION = "2025-09-03"
+
+
+@pytest.fixture(scope="module")
+def client(sandbox_server: SandboxServer) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
+    """A sync client on a fast, fresh sandbox (one per module, for hypothesis), with the
+    sandbox's info (its ids) the requests need."""
+    with httpx.Client(
+        base_url=sandbox_server.base_url,
+        headers={
+            "Authorization": f"Bearer {sandbox_server.token}",
+            "Notion-Version": NOTION_VERSION,
+        },
+        trust_env=False,
+    ) as http:
+        info = http.post("/_sandbox/reset", json={"rps": 100_000, "burst": 100_000}).json()
+        yield http, info
+        http.post("/_sandbox/reset", json={})
 
 
 @pytest.fixture

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from reelqueue.sandbox import SandboxServer
 
 PROPERTIES = [
     "Title",
@@ -124,17 +121,11 @@ patch_bodies = (
 
 
 @pytest.fixture(scope="module")
-def client(sandbox_server: SandboxServer) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
-    """A sync client on a fast, fresh sandbox, with the ids the bodies need."""
-    with httpx.Client(
-        base_url=sandbox_server.base_url,
-        headers={"Authorization": f"Bearer {sandbox_server.token}", "Notion-Version": "2025-09-03"},
-        trust_env=False,
-    ) as http:
-        info = http.post("/_sandbox/reset", json={"rps": 100_000, "burst": 100_000}).json()
-        page_id = http.get("/_sandbox/pages").json()["pages"][0]["id"]
-        yield http, {"data_source_id": info["data_source_ids"][0], "page_id": page_id}
-        http.post("/_sandbox/reset", json={})
+def bodies(client: tuple[httpx.Client, dict[str, Any]]) -> tuple[httpx.Client, dict[str, str]]:
+    """The sandbox's client with the ids the bodies need."""
+    http, info = client
+    page_id = http.get("/_sandbox/pages").json()["pages"][0]["id"]
+    return http, {"data_source_id": info["data_source_ids"][0], "page_id": page_id}
 
 
 def _assert_200_or_notion_400(answer: httpx.Response) -> None:
@@ -149,9 +140,9 @@ def _assert_200_or_notion_400(answer: httpx.Response) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=query_bodies)
 def test_query_bodies_never_cause_a_server_error(
-    client: tuple[httpx.Client, dict[str, str]], body: dict[str, Any]
+    bodies: tuple[httpx.Client, dict[str, str]], body: dict[str, Any]
 ) -> None:
-    http, ids = client
+    http, ids = bodies
     _assert_200_or_notion_400(
         http.post(f"/v1/data_sources/{ids['data_source_id']}/query", json=body)
     )
@@ -160,9 +151,9 @@ def test_query_bodies_never_cause_a_server_error(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=patch_bodies)
 def test_page_patches_never_cause_a_server_error(
-    client: tuple[httpx.Client, dict[str, str]], body: Any
+    bodies: tuple[httpx.Client, dict[str, str]], body: Any
 ) -> None:
-    http, ids = client
+    http, ids = bodies
     _assert_200_or_notion_400(http.patch(f"/v1/pages/{ids['page_id']}", json=body))
     http.patch(f"/v1/pages/{ids['page_id']}", json={"in_trash": False})
 
@@ -170,9 +161,9 @@ def test_page_patches_never_cause_a_server_error(
 @settings(max_examples=100, deadline=None)
 @given(raw=st.binary(max_size=40) | st.sampled_from([b'{"page_size": NaN}', b"[]", b"null"]))
 def test_any_bytes_are_answered_as_notion_would(
-    client: tuple[httpx.Client, dict[str, str]], raw: bytes
+    bodies: tuple[httpx.Client, dict[str, str]], raw: bytes
 ) -> None:
-    http, ids = client
+    http, ids = bodies
     _assert_200_or_notion_400(
         http.post(f"/v1/data_sources/{ids['data_source_id']}/query", content=raw)
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -10,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reelqueue.sandbox import SandboxServer
 from reelqueue.sandbox.icons import is_emoji
 
 EMOJIS = [
@@ -28,19 +26,6 @@ EMOJIS = [
 ]
 UUID = "5e1b8a5c-3c5e-4a0e-9a43-6f0c2d1f7b9a"
 STAR = "⭐"
-
-
-@pytest.fixture(scope="module")
-def client(sandbox_server: SandboxServer) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
-    """A sync client on a fast, fresh sandbox, with the info the requests need."""
-    with httpx.Client(
-        base_url=sandbox_server.base_url,
-        headers={"Authorization": f"Bearer {sandbox_server.token}", "Notion-Version": "2025-09-03"},
-        trust_env=False,
-    ) as http:
-        info = http.post("/_sandbox/reset", json={"rps": 100_000, "burst": 100_000}).json()
-        yield http, info
-        http.post("/_sandbox/reset", json={})
 
 
 @pytest.fixture(scope="module")

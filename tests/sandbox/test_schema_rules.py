@@ -6,15 +6,12 @@ it; the status test never sends that.)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from reelqueue.sandbox import SandboxServer
 
 COLORS = ["default", "gray", "red", "blue", "green", "pink"]
 SEEDED = [("A", "red"), ("B", "blue"), ("C", "green")]
@@ -50,19 +47,6 @@ property_specs = (
     )
     | json_values
 )
-
-
-@pytest.fixture(scope="module")
-def client(sandbox_server: SandboxServer) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
-    """A sync client on a fast, fresh sandbox, with the info the requests need."""
-    with httpx.Client(
-        base_url=sandbox_server.base_url,
-        headers={"Authorization": f"Bearer {sandbox_server.token}", "Notion-Version": "2025-09-03"},
-        trust_env=False,
-    ) as http:
-        info = http.post("/_sandbox/reset", json={"rps": 100_000, "burst": 100_000}).json()
-        yield http, info
-        http.post("/_sandbox/reset", json={})
 
 
 def _board(http: httpx.Client, parent_page_id: str) -> tuple[str, list[dict[str, Any]]]:
