@@ -29,6 +29,11 @@ async def health_when(
     return seen[-1]
 
 
+def seconds_since(moment: datetime) -> float:
+    """Seconds since `moment`, plus the 0.05 s /healthz's ages may round up by."""
+    return (datetime.now(UTC) - moment).total_seconds() + 0.05
+
+
 def parse(moment: str) -> datetime:
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
@@ -36,13 +41,14 @@ def parse(moment: str) -> datetime:
 async def test_an_outage_reads_failing_since_its_first_failed_request_until_one_succeeds(
     sandbox: SandboxAdmin, start_service: StartService
 ) -> None:
+    started = datetime.now(UTC)
     leader = await start_service(poll_interval_s=0.3)
     await ready(leader)
     standby = await start_service(poll_interval_s=0.3)
     before = (await health(leader)).json()
     assert before["notion"] == "ok"
     assert before["role"] == "leader"
-    assert before["last_poll_age_s"] < 30
+    assert before["last_poll_age_s"] <= seconds_since(started), "a poll of this service's"
     assert before["last_webhook_at"] is None
     assert before["roles"]["leader"]["holding"] is True
     assert before["roles"]["leader"]["verified_at"] is not None
@@ -85,8 +91,10 @@ async def test_a_hung_notion_reads_failing_before_any_timeout_and_webhook_age_sh
         await service.start()
         await ready(service)
         page = (await sandbox.pages())[0]["id"]
+        sent = datetime.now(UTC)
         assert (await deliver(service, TOKEN, "sub-a", page)).json()["status"] == "queued"
-        assert (await health(service)).json()["last_webhook_age_s"] < 5
+        age = (await health(service)).json()["last_webhook_age_s"]
+        assert age <= seconds_since(sent), "the age counts from the webhook just delivered"
 
         await sandbox.set_faults(hang_rate=1.0, hang_max_ms=3000)
         hung = await health_when(service, lambda h: h["notion"] == "failing", within_s=10)
