@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -22,11 +21,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from reelqueue.statuses import Kind, StatusInfo, StatusTable
+from reelqueue.statuses import StatusTable
 
 __all__ = [
     "OUTBOX",
-    "RUNNABLE_STATUSES",
     "SERVICE_STATE",
     "SYNC_STATE",
     "TASKS",
@@ -39,7 +37,6 @@ __all__ = [
     "Task",
     "TaskEvent",
     "WebhookEvent",
-    "runnable_statuses",
 ]
 
 NAMING = {
@@ -57,13 +54,8 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def runnable_statuses(rows: Iterable[StatusInfo]) -> tuple[str, ...]:
-    """Every waiting status, in pipeline order: what a claim may take."""
-    return tuple(row.status for row in rows if row.kind is Kind.WAITING)
-
-
-RUNNABLE_STATUSES = runnable_statuses(StatusTable())
-RUNNABLE_SQL = ", ".join(f"'{s}'" for s in RUNNABLE_STATUSES)
+# The default vocabulary's; `db/queue_sql.py` rebuilds the index for the one in use.
+_RUNNABLE_SQL = ", ".join(f"'{s}'" for s in StatusTable().runnable)
 
 
 def _now() -> Any:
@@ -108,7 +100,7 @@ class Task(Base):
             "priority",
             "created_at",
             "id",
-            postgresql_where=text(f"status IN ({RUNNABLE_SQL})"),
+            postgresql_where=text(f"status IN ({_RUNNABLE_SQL})"),
         ),
         Index(
             "ix_tasks_channel_locked_at",

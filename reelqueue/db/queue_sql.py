@@ -18,8 +18,8 @@ from importlib import resources
 
 from sqlalchemy import Connection, text
 
-from reelqueue.db.models import TASKS, runnable_statuses
-from reelqueue.statuses import Kind, StatusInfo, StatusTable
+from reelqueue.db.models import TASKS
+from reelqueue.statuses import Kind, StatusTable
 
 __all__ = [
     "RUNNABLE_INDEX",
@@ -46,27 +46,16 @@ def _array(values: Iterable[str]) -> str:
     return "ARRAY[" + ", ".join(_literal(v) for v in values) + "]::text[]"
 
 
-def constants(rows: Iterable[StatusInfo]) -> dict[str, str]:
+def constants(table: StatusTable) -> dict[str, str]:
     """The SQL constants the `.sql` files use, rendered from a status vocabulary."""
-    rows = list(rows)
-    kinds = {row.status: row.kind for row in rows}
-    stepped = [r for r in rows if r.step and r.kind in {Kind.WAITING, Kind.RUNNING}]
-    # A step's running status is the last running one in its chain (queued passes
-    # through `claimed` on paper; a claim moves it straight on).
-    running: dict[str, str] = {}
-    for row in rows:
-        if row.kind is Kind.RUNNING and row.step and kinds.get(row.next or "") is not Kind.RUNNING:
-            running.setdefault(row.step, row.status)
-    missing = sorted({r.step for r in stepped if r.step} - set(running))
-    if missing:
-        raise ValueError(f"steps without a running status: {', '.join(missing)}")
+    stepped = [r for r in table if r.step and r.kind in {Kind.WAITING, Kind.RUNNING}]
     return {
-        "queued": _literal(runnable_statuses(rows)[0]),
-        "runnable": ", ".join(_literal(s) for s in runnable_statuses(rows)),
+        "queued": _literal(table.runnable[0]),
+        "runnable": ", ".join(_literal(s) for s in table.runnable),
         "status_of": _array(r.status for r in stepped),
         "step_of": _array(r.step for r in stepped if r.step),
-        "running_step": _array(running),
-        "running_status": _array(running.values()),
+        "running_step": _array(table.steps),
+        "running_status": _array(table.running_status_for(step) for step in table.steps),
     }
 
 
@@ -79,9 +68,9 @@ def render(sql: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(value, sql)
 
 
-def pieces(rows: Iterable[StatusInfo] | None = None) -> dict[str, str]:
-    """Every named piece of every `.sql` file, rendered for `rows` (default: the table)."""
-    values = constants(StatusTable() if rows is None else rows)
+def pieces(table: StatusTable | None = None) -> dict[str, str]:
+    """Every named piece of every `.sql` file, rendered for `table` (default: statuses.py's)."""
+    values = constants(table or StatusTable())
     found: dict[str, str] = {}
     for name in SQL_FILES:
         source = resources.files("reelqueue.db").joinpath("sql", name).read_text("utf-8")
@@ -91,13 +80,11 @@ def pieces(rows: Iterable[StatusInfo] | None = None) -> dict[str, str]:
     return found
 
 
-def runnable_index_sql(rows: Iterable[StatusInfo] | None = None) -> str:
+def runnable_index_sql(table: StatusTable | None = None) -> str:
     """The runnable index as the claim's scan needs it: its predicate lists what it takes."""
     index = next(i for i in TASKS.indexes if i.name == RUNNABLE_INDEX)
     columns = ", ".join(column.name for column in index.columns)
-    runnable = ", ".join(
-        _literal(s) for s in runnable_statuses(StatusTable() if rows is None else rows)
-    )
+    runnable = ", ".join(_literal(s) for s in (table or StatusTable()).runnable)
     return f"CREATE INDEX {RUNNABLE_INDEX} ON tasks ({columns}) WHERE status IN ({runnable})"
 
 
@@ -105,11 +92,11 @@ def _body(definition: str) -> str:
     return definition.split("$$")[1]
 
 
-def install(conn: Connection, rows: Iterable[StatusInfo] | None = None) -> None:
+def install(conn: Connection, table: StatusTable | None = None) -> None:
     """Create or replace every function, drop any older one of ours, and rebuild the
     runnable index if the statuses it lists changed (all in the caller's transaction)."""
-    rows = list(StatusTable() if rows is None else rows)
-    functions = pieces(rows)
+    table = table or StatusTable()
+    functions = pieces(table)
     for definition in functions.values():
         conn.exec_driver_sql(definition)
     ours = conn.execute(
@@ -130,7 +117,7 @@ def install(conn: Connection, rows: Iterable[StatusInfo] | None = None) -> None:
         ),
         {"name": RUNNABLE_INDEX},
     ).scalar()
-    wanted = set(runnable_statuses(rows))
+    wanted = set(table.runnable)
     if predicate is None or set(_QUOTED.findall(predicate)) != wanted:
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {RUNNABLE_INDEX}")
-        conn.exec_driver_sql(runnable_index_sql(rows))
+        conn.exec_driver_sql(runnable_index_sql(table))
