@@ -8,13 +8,12 @@ Service started with that vocabulary and a step set that has the step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from reelqueue.config import Channel, Channels
 from reelqueue.pipeline import DEMO_URL_PREFIX
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import setup_notion
-from tests.fixtures.sandbox import SANDBOX_DEFAULTS
+from tests.fixtures.sandbox import SANDBOX_DEFAULTS, page_of, shows
 from tests.fixtures.service import StartService, fetchval, service_settings, until
 from tests.fixtures.thumbnail import TABLE
 
@@ -26,19 +25,6 @@ STUDIO = Channels(
         for channel in SANDBOX_DEFAULTS["channels"]
     )
 )  # fmt: skip
-
-
-def status_of(page: dict[str, Any]) -> str | None:
-    value = page["properties"]["Status"]
-    return (value.get(value["type"]) or {}).get("name")
-
-
-async def page_of(sandbox: SandboxAdmin, page_id: str) -> dict[str, Any]:
-    return next(p for p in await sandbox.pages() if p["id"] == page_id)
-
-
-async def shows(sandbox: SandboxAdmin, page_id: str, label: str) -> bool:
-    return status_of(await page_of(sandbox, page_id)) == label
 
 
 async def test_a_video_stops_at_the_new_gate_and_the_creator_opens_it_in_notion(

@@ -8,6 +8,7 @@ import pytest
 
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service
+from tests.fixtures.sandbox import status_of
 from tests.fixtures.service import StartService, fetchval, ready, until, worker_moves
 
 QUEUED = {"Status": {"status": {"name": "Queued"}}}
@@ -35,12 +36,6 @@ async def tasks_for(database_url: str, pages: list[str]) -> int:
             database_url, "SELECT count(*) FROM tasks WHERE notion_page_id = ANY($1::text[])", pages
         )
     )
-
-
-def status_of(page: dict[str, Any]) -> str | None:
-    value = page["properties"]["Status"]
-    chosen = value.get(value["type"]) or {}
-    return chosen.get("name")
 
 
 def text_of(page: dict[str, Any], name: str) -> str:

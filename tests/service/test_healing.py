@@ -24,7 +24,7 @@ from reelqueue.db import start_embedded_server, upgrade, with_database
 from reelqueue.queue import LEADER_LOCK_KEY, ClaimLimits, exchange
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service, ServiceOptions
-from tests.fixtures.sandbox import SANDBOX_DEFAULTS
+from tests.fixtures.sandbox import SANDBOX_DEFAULTS, shows
 from tests.fixtures.service import StartService, fetchval, ready, service_settings, until
 from tests.web.helpers import health
 
@@ -119,15 +119,6 @@ async def services(sandbox: SandboxAdmin) -> AsyncIterator[Callable[..., Awaitab
     yield start
     for service in started:
         await service.stop()
-
-
-def status_of(page: dict[str, Any]) -> str | None:
-    value = page["properties"]["Status"]
-    return (value.get(value["type"]) or {}).get("name")
-
-
-async def shows(sandbox: SandboxAdmin, page_id: str, label: str) -> bool:
-    return any(p["id"] == page_id and status_of(p) == label for p in await sandbox.pages())
 
 
 async def task_count(url: str, page: str) -> int:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from reelqueue.config import Channel, Channels
 from reelqueue.pipeline import DEMO_URL_PREFIX
 from reelqueue.sandbox import SandboxAdmin
+from tests.fixtures.sandbox import page_of, shows
 from tests.fixtures.service import StartService, fetchval, ready, until
 from tests.service import failing_steps
 
@@ -20,19 +20,6 @@ FAILING = Channels(
                 auto_approve=("assets", "video", "audio", "final")),
     )
 )  # fmt: skip
-
-
-def status_of(page: dict[str, Any]) -> str | None:
-    value = page["properties"]["Status"]
-    return (value.get(value["type"]) or {}).get("name")
-
-
-async def page_of(sandbox: SandboxAdmin, page_id: str) -> dict[str, Any]:
-    return next(p for p in await sandbox.pages() if p["id"] == page_id)
-
-
-async def shows(sandbox: SandboxAdmin, page_id: str, label: str) -> bool:
-    return status_of(await page_of(sandbox, page_id)) == label
 
 
 async def test_a_gate_opened_in_notion_lets_the_task_continue(

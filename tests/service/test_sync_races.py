@@ -29,6 +29,7 @@ from reelqueue.queue import TaskChange, apply_changes, load_tasks_by_page
 from reelqueue.sandbox import SandboxAdmin
 from reelqueue.service import Service, ServiceOptions
 from reelqueue.statuses import StatusTable
+from tests.fixtures.sandbox import status_of
 from tests.fixtures.service import fetchval, ready, service_settings, until
 
 QUEUED = {"Status": {"status": {"name": "Queued"}}}
@@ -161,13 +162,6 @@ async def move(
         ]
         await apply_changes(conn, changes, StatusTable())
     return [c.notion_page_id for c in changes]
-
-
-def status_of(page: dict[str, Any]) -> str | None:
-    value = page["properties"]["Status"]
-    chosen = value.get(value["type"]) or {}
-    name = chosen.get("name")
-    return str(name) if name is not None else None
 
 
 def priority_of(page: dict[str, Any]) -> str | None:
