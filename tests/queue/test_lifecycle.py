@@ -371,13 +371,9 @@ async def test_starts_and_stops_over_and_over_leave_it_working(subject: Subject)
     await subject.serves()
 
 
-async def test_a_worker_cut_off_mid_job_leaves_the_job_claimable(
-    database_url: str, engine: AsyncEngine, tmp_path: Path
-) -> None:
-    settings = Settings(artifacts_dir=tmp_path / "a", demo_step_seconds=60.0, lease_s=30.0)
-    slow = Worker(database_url, settings, AUTO, {"demo": DEMO_STEPS}, poll_s=0.5)
-    (page,) = await queue(engine)
-    await slow.start()
+async def cut_off_mid_job(service: BackgroundService, engine: AsyncEngine) -> None:
+    """Start `service`, and once its one task's step runs, stop it with no time to wait."""
+    await service.start()
     try:
 
         async def running() -> bool:
@@ -387,10 +383,19 @@ async def test_a_worker_cut_off_mid_job_leaves_the_job_claimable(
         await until(running, within_s=20)
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0):
-                await slow.stop()
-        assert not slow.running
+                await service.stop()
+        assert not service.running
     finally:
-        await slow.stop()
+        await service.stop()
+
+
+async def test_a_worker_cut_off_mid_job_leaves_the_job_claimable(
+    database_url: str, engine: AsyncEngine, tmp_path: Path
+) -> None:
+    settings = Settings(artifacts_dir=tmp_path / "a", demo_step_seconds=60.0, lease_s=30.0)
+    slow = Worker(database_url, settings, AUTO, {"demo": DEMO_STEPS}, poll_s=0.5)
+    (page,) = await queue(engine)
+    await cut_off_mid_job(slow, engine)
     sql = "SELECT count(*) FROM tasks WHERE locked_by IS NULL AND status = 'queued'"
     assert await count(engine, sql) == 1, "given back at once, not after the 30 s lease"
     fast = Worker(
@@ -421,20 +426,7 @@ async def test_the_service_cut_off_mid_job_leaves_the_job_claimable(
         options=ServiceOptions(port=0, workers=1, deployment_settle_s=0.0),
     )
     (page,) = await queue(engine)
-    await slow.start()
-    try:
-
-        async def running() -> bool:
-            sql = "SELECT count(*) FROM tasks WHERE status = 'generating_assets'"
-            return await count(engine, sql) == 1
-
-        await until(running, within_s=20)
-        with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0):
-                await slow.stop()
-        assert not slow.running
-    finally:
-        await slow.stop()
+    await cut_off_mid_job(slow, engine)
     sql = (
         "SELECT count(*) FROM tasks"
         " WHERE notion_page_id = :p AND locked_by IS NULL AND status = 'queued'"
