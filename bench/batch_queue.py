@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from bench.board import BOARD
 from bench.databases import count, fresh_database
 from reelqueue.config import DEFAULT_CHANNELS, Settings
 from reelqueue.db import start_embedded_server
@@ -85,7 +86,12 @@ async def start(server: str, sandbox: SandboxServer, poll_s: float) -> tuple[Ser
 async def batch(server: str, videos: int, webhooks: bool, poll_s: float) -> dict[str, Any]:
     """One batch edit of `videos` Drafts to Queued; seconds and requests until all queued."""
     config = SandboxConfig(
-        videos=videos, rate_model="bucket", rps=RATE, burst=6, webhook_window_ms=300
+        status_options=BOARD,
+        videos=videos,
+        rate_model="bucket",
+        rps=RATE,
+        burst=6,
+        webhook_window_ms=300,
     )
     with SandboxServer(config) as sandbox:
         service, url = await start(server, sandbox, poll_s)
@@ -134,7 +140,7 @@ async def batch(server: str, videos: int, webhooks: bool, poll_s: float) -> dict
 async def steady(server: str, pages: int, tasks: int, cycles: int) -> dict[str, Any]:
     """A quiet calendar: Notion requests per poll cycle once every task is in."""
     poll_s = 2.0
-    config = SandboxConfig(videos=0, rate_model="bucket", rps=RATE, burst=6)
+    config = SandboxConfig(status_options=BOARD, videos=0, rate_model="bucket", rps=RATE, burst=6)
     with SandboxServer(config) as sandbox:
         admin = SandboxAdmin(sandbox.base_url)
         await admin.reset(videos=pages, queued=tasks, age_s=3600)

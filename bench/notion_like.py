@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bench.board import BOARD
 from bench.databases import fresh_database
 from reelqueue.config import Channels, Settings
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
@@ -170,6 +171,7 @@ def sandbox(model: str, **options: Any) -> tuple[SandboxServer, list[Request]]:
     """
     run = next(_runs)
     config = SandboxConfig(
+        status_options=BOARD,
         token=f"secret_bench_{model.replace('+', '_')}_{uuid.uuid4().hex[:12]}",
         seed=run * 7919,
         latency_ms=LATENCY_MS,

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from bench.board import BOARD
 from bench.databases import count, fresh_database
 from reelqueue.config import DEFAULT_CHANNELS, Settings
 from reelqueue.db import create_engine, start_embedded_server
@@ -67,6 +68,7 @@ def windows(log: list[tuple[str, str, float, float]]) -> list[float]:
 
 async def run(server: str, backlog: int, latency_ms: float) -> dict[str, Any]:
     config = SandboxConfig(
+        status_options=BOARD,
         videos=0,
         rate_model="bucket",
         rps=RATE,

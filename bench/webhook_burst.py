@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.board import BOARD
 from reelqueue.db import ensure_database, start_embedded_server
 from reelqueue.sandbox import SandboxAdmin, SandboxConfig, SandboxServer
 
@@ -118,7 +119,9 @@ async def main() -> None:
         database_url = await ensure_database(server, f"bench_{uuid.uuid4().hex[:8]}")
         channels = Path(tmp) / "channels.yaml"
         channels.write_text(CHANNELS)
-        config = SandboxConfig(videos=20, rate_model="bucket", rps=1000, burst=1000)
+        config = SandboxConfig(
+            status_options=BOARD, videos=20, rate_model="bucket", rps=1000, burst=1000
+        )
         with SandboxServer(config) as sandbox:
             admin = SandboxAdmin(sandbox.base_url)
             info = await admin.info()
