@@ -29,7 +29,7 @@ from reelqueue.queue.tasks import (
 )
 from reelqueue.statuses import StatusTable
 
-__all__ = ["MOVED", "hold_moved", "mark_missing", "release_found"]
+__all__ = ["MOVED", "hold_moved", "mark_missing", "missing_reason", "release_found"]
 
 log = structlog.get_logger(__name__)
 
@@ -38,6 +38,15 @@ _REASONS = {
     "deleted": "the page was deleted in Notion",
     "unshared": "the page is no longer shared with the integration",
 }
+
+
+def missing_reason(mark: str) -> str:
+    """Why a task's page is missing, in words, from its `page_missing` mark."""
+    if mark == MOVED:
+        return "the page was moved out of the calendar"
+    return _REASONS.get(mark, mark)
+
+
 # Tasks held before the claim passed over missing pages waited at infinity: run them
 # again at once; a retry's own wait is kept.
 _RUN_AGAIN = text("CASE WHEN run_after = 'infinity' THEN now() ELSE run_after END")
@@ -71,7 +80,7 @@ async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str], table: St
     for page_id, task in tasks.items():
         if task.page_missing is not None and task.page_missing != MOVED:
             continue
-        reason = _REASONS.get(gone[page_id], gone[page_id])
+        reason = missing_reason(gone[page_id])
         target = "cancelled" if table.is_active(task.status) else task.status
         log.warning(
             "task's page is gone",

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from reelqueue.db.models import TASK_EVENTS, TASKS
 from reelqueue.errors import UserError
+from reelqueue.queue.missing import missing_reason
 from reelqueue.queue.tasks import TaskChange, TaskRecord, apply_changes
 from reelqueue.statuses import Kind, StatusTable
 
@@ -53,7 +54,11 @@ async def _move(
 
 
 async def retry_task(conn: AsyncConnection, task_id: int, table: StatusTable) -> str:
-    """Queue a task again; after an error it resumes at the failed step."""
+    """Queue a task again; after an error it resumes at the failed step.
+
+    A task whose page is missing is queued but waits until the page is back, and the
+    answer says so: the operator would otherwise wait for a start that cannot come.
+    """
     task = await _task(conn, task_id)
     info = table[task.status]
     if not table.is_requeueable(task.status):
@@ -66,6 +71,9 @@ async def retry_task(conn: AsyncConnection, task_id: int, table: StatusTable) ->
         "run_after": text("now()"),
     }
     await _move(conn, task, "queued", "retried from the command line", values | _UNLOCK, table)
+    if task.page_missing is not None:
+        why = missing_reason(task.page_missing)
+        return f"queued, but it starts only once its Notion page is back ({why})"
     return "queued"
 
 

@@ -71,3 +71,21 @@ async def test_task_commands_refuse_what_makes_no_sense(
     assert "still active; nothing to retry" in one_line_error(active.stderr)
     missing = reelqueue("tasks", "history", "999", env=env)
     assert "task 999 does not exist" in one_line_error(missing.stderr)
+
+
+async def test_retrying_a_task_whose_page_is_gone_says_it_waits_for_the_page(
+    engine: AsyncEngine, database_url: str, tmp_path: Path
+) -> None:
+    await seed_tasks(engine)
+    env = cli_env(tmp_path, DATABASE_URL=database_url)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE tasks SET status = 'cancelled', page_missing = 'deleted' WHERE id = 1")
+        )
+    retried = reelqueue("tasks", "retry", "1", env=env)
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.strip() == (
+        "task 1: queued, but it starts only once its Notion page is back"
+        " (the page was deleted in Notion)"
+    )
+    assert await status_of(engine, 1) == "queued"
