@@ -140,14 +140,14 @@ def serve(config: SandboxConfig) -> None:
     """Serve until Ctrl-C, after printing the base URL, token and database id to use."""
     server = SandboxServer(config).start()
     workspace = server.state.workspace
-    print(f"Notion sandbox listening on {server.base_url}", flush=True)
-    print(f"  NOTION_API_URL={server.base_url}", flush=True)
-    print(f"  NOTION_TOKEN={server.token}", flush=True)
-    print(f"  NOTION_DATABASE_IDS={workspace.database_id}", flush=True)
-    print(f"  data source id: {workspace.data_source_id}", flush=True)
-    print(f"  limits: {describe_limits(config.limits)}", flush=True)
-    print(f"  admin API: {server.base_url}/_sandbox/info (Ctrl-C to stop)", flush=True)
-    try:
+    try:  # from here on, a Ctrl-C (even one during the printing) stops the server
+        print(f"Notion sandbox listening on {server.base_url}", flush=True)
+        print(f"  NOTION_API_URL={server.base_url}", flush=True)
+        print(f"  NOTION_TOKEN={server.token}", flush=True)
+        print(f"  NOTION_DATABASE_IDS={workspace.database_id}", flush=True)
+        print(f"  data source id: {workspace.data_source_id}", flush=True)
+        print(f"  limits: {describe_limits(config.limits)}", flush=True)
+        print(f"  admin API: {server.base_url}/_sandbox/info (Ctrl-C to stop)", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         print("Stopping the Notion sandbox.", flush=True)
