@@ -166,7 +166,7 @@ def test_a_missing_channels_file_says_how_to_fix(tmp_path: Path) -> None:
         load_channels(tmp_path / "nope.yaml")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.text(max_size=300))
 def test_any_file_content_is_channels_or_a_config_error(text: str) -> None:
     import tempfile

@@ -37,13 +37,12 @@ MOVED = "moved"
 _REASONS = {
     "deleted": "the page was deleted in Notion",
     "unshared": "the page is no longer shared with the integration",
+    MOVED: "the page was moved out of the calendar",
 }
 
 
 def missing_reason(mark: str) -> str:
     """Why a task's page is missing, in words, from its `page_missing` mark."""
-    if mark == MOVED:
-        return "the page was moved out of the calendar"
     return _REASONS.get(mark, mark)
 
 
@@ -110,12 +109,9 @@ async def mark_missing(conn: AsyncConnection, gone: Mapping[str, str], table: St
 
 def _hold_reason(task: TaskRecord, where: str, table: StatusTable) -> str:
     if not table.is_active(task.status):
-        return (
-            f"the page was moved out of the calendar (to {where}); reelqueue stops updating "
-            "it until it is moved back"
-        )
+        return f"{_REASONS[MOVED]} (to {where}); reelqueue stops updating it until it is moved back"
     return (
-        f"held: the page was moved out of the calendar (to {where}); a step already running "
+        f"held: {_REASONS[MOVED]} (to {where}); a step already running "
         "finishes, nothing new starts and the page is not updated until it is moved back; "
         "to stop the video, move it back and set it to Cancelled, or delete the page"
     )
